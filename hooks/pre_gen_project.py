@@ -1,0 +1,86 @@
+"""Check the answers before anything is written.
+
+Answers arrive as data: each is rendered through ``tojson`` into a Python
+string literal, so quotes, backslashes or template syntax in them can neither
+break this script nor run. A bad answer prints one ``ERROR:`` line that names
+the variable, the value and the rule, and exits 1; cookiecutter then removes
+the half-made project folder.
+"""
+
+import keyword
+import re
+import sys
+
+SLUG_PATTERN = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+# Import names the baked project, its tests or its tools depend on: a package
+# of the same name would shadow them.
+DEPENDENCY_NAMES = {
+    "aniso8601",
+    "apispec",
+    "blinker",
+    "celery",
+    "click",
+    "flask",
+    "flask_restful",
+    "flask_smorest",
+    "gunicorn",
+    "itsdangerous",
+    "jinja2",
+    "kombu",
+    "markupsafe",
+    "marshmallow",
+    "packaging",
+    "pip",
+    "pre_commit",
+    "pytest",
+    "pytz",
+    "redis",
+    "requests",
+    "ruff",
+    "setuptools",
+    "six",
+    "tests",
+    "webargs",
+    "werkzeug",
+}
+
+ANSWERS = {
+    "project_slug": {{ cookiecutter.project_slug | tojson }},
+    "cleanup_interval_seconds": {{ cookiecutter.cleanup_interval_seconds | string | tojson }},
+    "task_retention_seconds": {{ cookiecutter.task_retention_seconds | string | tojson }},
+}
+
+
+def slug_problem(slug):
+    """Say what is wrong with ``slug`` as an import name, or return None."""
+    if not SLUG_PATTERN.match(slug):
+        return "must match ^[a-z_][a-z0-9_]*$ (lower case letters, digits, underscores; no leading digit)"
+    if keyword.iskeyword(slug):
+        return "must not be a Python keyword"
+    if slug in DEPENDENCY_NAMES or slug in getattr(sys, "stdlib_module_names", ()):
+        return "must not shadow a module the project imports (standard library or a dependency)"
+    return None
+
+
+def seconds_problem(value):
+    """Say what is wrong with ``value`` as a count of seconds, or return None."""
+    text = value.strip()
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        return "must be a positive whole number of seconds"
+    return None
+
+
+def main():
+    problems = [("project_slug", slug_problem(ANSWERS["project_slug"]))]
+    for name in ("cleanup_interval_seconds", "task_retention_seconds"):
+        problems.append((name, seconds_problem(ANSWERS[name])))
+    for name, problem in problems:
+        if problem:
+            print(f"ERROR: {name} {ANSWERS[name]!r} {problem}.", file=sys.stderr)
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""The routes, written with plain Flask: the example, task status, health."""
+
+from flask import Blueprint
+from flask.views import MethodView
+
+from .example import work_on
+from .tasks import STATUS_RULE, async_api, task_engine
+
+bp = Blueprint("api", __name__)
+
+
+class Answer(MethodView):
+    """The example: any path, worked on in the background."""
+
+    @async_api
+    def get(self, path):
+        return work_on(path)
+
+
+class TaskStatus(MethodView):
+    """Poll a task (``GET``) or cancel it (``DELETE``)."""
+
+    def get(self, task_id):
+        return task_engine().status_response(task_id)
+
+    def delete(self, task_id):
+        return task_engine().cancel_response(task_id)
+
+
+@bp.get("/health")
+def health():
+    return {"status": "ok"}
+
+
+answer = Answer.as_view("answer")
+bp.add_url_rule("/", view_func=answer, defaults={"path": ""})
+bp.add_url_rule("/<path:path>", view_func=answer)
+bp.add_url_rule(STATUS_RULE, view_func=TaskStatus.as_view("task_status"))
+
+
+def init_app(app):
+    app.register_blueprint(bp)

@@ -1,0 +1,48 @@
+"""The routes, written with flask-restful: the example, task status, health."""
+
+from flask_restful import Api, Resource
+
+from .example import work_on
+from .tasks import STATUS_RULE, async_api, task_engine
+
+
+class ProblemApi(Api):
+    """An ``Api`` that leaves errors to the app's own handlers.
+
+    flask-restful would answer errors in its own ``{"message": ...}`` shape;
+    this service answers every error as ``application/problem+json``, from
+    one handler, whichever layer raised it.
+    """
+
+    def handle_error(self, e):
+        raise e
+
+
+class Answer(Resource):
+    """The example: any path, worked on in the background."""
+
+    @async_api
+    def get(self, path=""):
+        return work_on(path)
+
+
+class TaskStatus(Resource):
+    """Poll a task (``GET``) or cancel it (``DELETE``)."""
+
+    def get(self, task_id):
+        return task_engine().status_response(task_id)
+
+    def delete(self, task_id):
+        return task_engine().cancel_response(task_id)
+
+
+class Health(Resource):
+    def get(self):
+        return {"status": "ok"}
+
+
+def init_app(app):
+    api = ProblemApi(app)
+    api.add_resource(Health, "/health")
+    api.add_resource(TaskStatus, STATUS_RULE)
+    api.add_resource(Answer, "/", "/<path:path>")

@@ -1,0 +1,30 @@
+"""The app factory."""
+
+import secrets
+
+from flask import Flask
+from werkzeug.exceptions import HTTPException
+
+from . import routes, settings
+from .tasks import AsyncTasks
+from .tasks.problems import http_error_handler
+
+
+def create_app(config=None):
+    """Make the app: defaults, then ``FLASK_*`` environment variables, then ``config``."""
+    app = Flask(__package__)
+    app.config.from_mapping(settings.DEFAULTS)
+    app.config.from_prefixed_env()
+    if config:
+        app.config.from_mapping(config)
+    settings.check(app.config)
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = secrets.token_bytes(32)
+        app.logger.warning(
+            "SECRET_KEY is not set (FLASK_SECRET_KEY): using a random key for this process."
+            " Task owners and sessions will not be recognised after a restart."
+        )
+    app.register_error_handler(HTTPException, http_error_handler)
+    AsyncTasks(app)
+    routes.init_app(app)
+    return app

@@ -1,0 +1,14 @@
+"""Background tasks for Flask views: the ``async_api`` decorator and its engine."""
+
+from .context import current_task
+from .decorator import async_api
+from .engine import EXTENSION_KEY, STATUS_RULE, AsyncTasks, task_engine
+
+__all__ = [
+    "EXTENSION_KEY",
+    "STATUS_RULE",
+    "AsyncTasks",
+    "async_api",
+    "current_task",
+    "task_engine",
+]

@@ -1,0 +1,9 @@
+"""Where tasks run. Each backend is one module with the same small interface.
+
+- ``reserve()``: claim a place for one more task; False when full.
+- ``release()``: give back a place that ``reserve`` claimed but was not used.
+- ``run(task)``: start a task in a place claimed by ``reserve``.
+- ``cancel(task)``: drop a task that has not started yet, freeing its place.
+- ``shutdown(timeout)``: take no more tasks, let running ones finish within
+  ``timeout`` seconds, and return the tasks that never started.
+"""

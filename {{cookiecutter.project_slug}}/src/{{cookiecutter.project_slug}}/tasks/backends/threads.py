@@ -1,0 +1,106 @@
+"""The threads backend: a bounded pool of worker threads in the web process.
+
+``concurrent.futures.ThreadPoolExecutor`` queues without limit and runs queued
+work at interpreter exit; this pool refuses work past ``max_workers`` running
+plus ``max_queued`` waiting, can drop a queued task, and hands back what never
+started when it shuts down.
+"""
+
+import threading
+import time
+from collections import deque
+
+
+class ThreadBackend:
+    """Run tasks on at most ``max_workers`` threads, with ``max_queued`` waiting."""
+
+    def __init__(self, run, max_workers, max_queued, name="task-worker"):
+        self._run = run
+        self._max_workers = max_workers
+        self._capacity = max_workers + max_queued
+        self._name = name
+        self._condition = threading.Condition()
+        self._queue = deque()
+        self._threads = []
+        self._reserved = 0  # places claimed: queued, running, or about to be
+        self._running = 0
+        self._idle = 0
+        self._closed = False
+
+    def reserve(self):
+        with self._condition:
+            if self._closed or self._reserved >= self._capacity:
+                return False
+            self._reserved += 1
+            return True
+
+    def release(self):
+        with self._condition:
+            self._reserved -= 1
+            self._condition.notify_all()
+
+    def run(self, task):
+        with self._condition:
+            if self._closed:
+                self._reserved -= 1
+                return False
+            self._queue.append(task)
+            # Idle workers already woken still count as idle until they run:
+            # start another thread when the queue outgrows them.
+            if len(self._queue) > self._idle and len(self._threads) < self._max_workers:
+                self._start_worker()
+            else:
+                self._condition.notify()
+            return True
+
+    def cancel(self, task):
+        with self._condition:
+            try:
+                self._queue.remove(task)
+            except ValueError:
+                return False
+            self._reserved -= 1
+            return True
+
+    def shutdown(self, timeout):
+        deadline = time.monotonic() + timeout
+        with self._condition:
+            self._closed = True
+            never_started = list(self._queue)
+            self._queue.clear()
+            self._reserved -= len(never_started)
+            self._condition.notify_all()
+            while self._running:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._condition.wait(remaining)
+        return never_started
+
+    def _start_worker(self):
+        # Daemon threads: an idle pool must never hold the process open. Running
+        # tasks get their time from ``shutdown``, which the app calls at exit.
+        thread = threading.Thread(
+            target=self._work, name=f"{self._name}-{len(self._threads) + 1}", daemon=True
+        )
+        self._threads.append(thread)
+        thread.start()
+
+    def _work(self):
+        while True:
+            with self._condition:
+                while not self._queue and not self._closed:
+                    self._idle += 1
+                    self._condition.wait()
+                    self._idle -= 1
+                if not self._queue:
+                    return
+                task = self._queue.popleft()
+                self._running += 1
+            try:
+                self._run(task)
+            finally:
+                with self._condition:
+                    self._running -= 1
+                    self._reserved -= 1
+                    self._condition.notify_all()

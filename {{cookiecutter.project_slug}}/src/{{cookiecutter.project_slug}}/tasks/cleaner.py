@@ -1,0 +1,37 @@
+"""The cleaner: a daemon thread that drops finished tasks once they expire."""
+
+import threading
+
+
+class Cleaner:
+    """Call ``clean()`` every ``interval`` seconds until stopped.
+
+    A failing pass is logged and the next one runs on time: the original
+    design's cleaner died on its first error and memory then grew without
+    bound. The thread is a daemon, so it never holds the process open.
+    """
+
+    def __init__(self, clean, interval, logger, name="task-cleaner"):
+        self._clean = clean
+        self._interval = interval
+        self._logger = logger
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+
+    def start(self):
+        self._thread.start()
+
+    def stop(self):
+        self._stopped.set()
+
+    def run_pass(self):
+        """One pass, now; returns how many tasks it removed (0 if it failed)."""
+        try:
+            return self._clean()
+        except Exception:
+            self._logger.exception("Task cleaner pass failed; the next pass runs as planned")
+            return 0
+
+    def _loop(self):
+        while not self._stopped.wait(self._interval):
+            self.run_pass()

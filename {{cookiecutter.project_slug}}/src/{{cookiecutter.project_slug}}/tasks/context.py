@@ -1,0 +1,40 @@
+"""``current_task``: what a view running as a task can tell and ask about itself.
+
+Outside a task every call is harmless (``report`` does nothing, ``cancelled``
+is False), so the same view works synchronously and as a task.
+"""
+
+from contextvars import ContextVar
+
+# (store, task) of the task this thread is running, if any.
+running_task = ContextVar("running_task", default=None)
+
+
+class CurrentTask:
+    """The task the current view runs as; see ``current_task``."""
+
+    @property
+    def id(self):
+        """The running task's id, or None outside a task."""
+        running = running_task.get()
+        return None if running is None else running[1].id
+
+    @property
+    def cancelled(self):
+        """True once a client asked, with ``DELETE``, for this task to stop."""
+        running = running_task.get()
+        return running is not None and running[1].cancel_requested
+
+    def report(self, percent, message=None):
+        """Show ``percent`` done (0 to 100) and an optional ``message`` to pollers."""
+        if isinstance(percent, bool) or not isinstance(percent, (int, float)):
+            raise ValueError(f"percent must be a number from 0 to 100, got {percent!r}")
+        if not 0 <= percent <= 100:
+            raise ValueError(f"percent must be from 0 to 100, got {percent!r}")
+        running = running_task.get()
+        if running is not None:
+            store, task = running
+            store.report(task, (percent, None if message is None else str(message)))
+
+
+current_task = CurrentTask()

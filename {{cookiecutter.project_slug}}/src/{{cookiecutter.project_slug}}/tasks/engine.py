@@ -1,0 +1,303 @@
+"""The task engine: one per app, in ``app.extensions["async_api"]``.
+
+It knows nothing of REST layers. A layer routes ``STATUS_RULE`` to
+``status_response`` and ``cancel_response``; ``async_api`` views call
+``submit``. Every task is replayed through the app in a worker thread, and
+what the view answered is kept until the cleaner drops it.
+"""
+
+import atexit
+import hashlib
+import hmac
+import json
+import secrets
+import sys
+import time
+import weakref
+from datetime import datetime, timezone
+
+from flask import Response, current_app, request
+from werkzeug.exceptions import InternalServerError
+
+from .backends.threads import ThreadBackend
+from .cleaner import Cleaner
+from .context import running_task
+from .problems import STOPPED_PROBLEM, problem, problem_for_exception, problem_response
+from .snapshot import RequestSnapshot, ResponseSnapshot
+from .store import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, Task, TaskStore
+
+EXTENSION_KEY = "async_api"
+STATUS_RULE = "/status/<task_id>"
+
+BUSY_PROBLEM = problem(
+    503,
+    "Service Unavailable",
+    "Too many tasks are running or waiting; try again after Retry-After seconds.",
+)
+UNKNOWN_TASK_PROBLEM = problem(
+    404,
+    "Not Found",
+    "There is no task with this id: it never existed, or it expired.",
+)
+IDEMPOTENCY_CONFLICT_PROBLEM = problem(
+    409,
+    "Conflict",
+    "This Idempotency-Key was used for a different request (method, path, query or body).",
+)
+
+# Engines still running, so that the process can shut them down as it exits.
+_live_engines = weakref.WeakSet()
+
+
+def task_engine():
+    """The task engine of the current app."""
+    return current_app.extensions[EXTENSION_KEY]
+
+
+def authorization_owner(request):
+    """The default owner of a task: the credentials that submitted it."""
+    return request.headers.get("Authorization")
+
+
+class AsyncTasks:
+    """Runs ``async_api`` views as tasks for one app and answers about them."""
+
+    def __init__(self, app=None, clock=time.time):
+        self._clock = clock
+        self._owner_loader = authorization_owner
+        self._stopped = False
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app):
+        config = app.config
+        self.app = app
+        self.retry_after = str(config["TASK_RETRY_AFTER"])
+        self.shutdown_timeout = config["TASK_SHUTDOWN_TIMEOUT"]
+        self.store = TaskStore(self._clock)
+        self.backend = ThreadBackend(
+            self._run, config["TASK_MAX_WORKERS"], config["TASK_MAX_QUEUED"]
+        )
+        self.cleaner = Cleaner(
+            lambda store=self.store, retention=config["TASK_RETENTION"]: store.remove_expired(
+                store.clock() - retention
+            ),
+            config["TASK_CLEANUP_INTERVAL"],
+            app.logger,
+        )
+        app.extensions[EXTENSION_KEY] = self
+        self.cleaner.start()
+        # Stop the cleaner when the app is collected (tests make many apps).
+        weakref.finalize(self, self.cleaner.stop)
+        _live_engines.add(self)
+
+    @property
+    def clock(self):
+        """The function that tells the time, in seconds since the epoch."""
+        return self.store.clock
+
+    @clock.setter
+    def clock(self, clock):
+        self.store.clock = clock
+
+    def owner_loader(self, loader):
+        """Decorator: set ``loader(request) -> str | None`` that names a task's owner.
+
+        The default is the request's ``Authorization`` header. Return a user
+        id, say, to let the same user poll from fresh credentials.
+        """
+        self._owner_loader = loader
+        return loader
+
+    # -- HTTP answers ---------------------------------------------------
+
+    def submit(self):
+        """Start the current request as a task and answer ``202 Accepted``."""
+        owner = self._owner()
+        snapshot = RequestSnapshot.capture(request)
+        key = request.headers.get("Idempotency-Key")
+        scope = fingerprint = None
+        if key is not None:
+            scope = (owner, key)
+            fingerprint = _fingerprint(snapshot)
+            existing = self.store.find_by_scope(scope)
+            if existing is not None:
+                return self._idempotent_answer(existing, fingerprint)
+        if not self.backend.reserve():
+            return problem_response(BUSY_PROBLEM, {"Retry-After": self.retry_after})
+        task = Task(
+            secrets.token_urlsafe(16), owner, snapshot, self.store.clock(), scope, fingerprint
+        )
+        held = self.store.add(task)
+        if held is not task:
+            self.backend.release()
+            return self._idempotent_answer(held, fingerprint)
+        if not self.backend.run(task):
+            self.store.discard(task)
+            return problem_response(BUSY_PROBLEM, {"Retry-After": self.retry_after})
+        return self._monitor_response(task, 202)
+
+    def status_response(self, task_id):
+        """Answer a poll: 202 while the task works, then what the view answered."""
+        task = self._find(task_id)
+        if task is None:
+            return problem_response(UNKNOWN_TASK_PROBLEM)
+        status = task.status
+        if status == QUEUED or status == RUNNING:
+            return self._monitor_response(task, 202)
+        if task.response is not None:
+            response = task.response.to_response()
+            response.headers["Task-Status"] = status
+            return response
+        if status == CANCELLED:
+            return self._monitor_response(task, 200)
+        return problem_response(task.error, {"Task-Status": status})
+
+    def cancel_response(self, task_id):
+        """Answer ``DELETE``: cancel a queued task, stop a running one, forget a finished one."""
+        task = self._find(task_id)
+        if task is None:
+            return problem_response(UNKNOWN_TASK_PROBLEM)
+        previous = self.store.request_cancel(task)
+        if previous == QUEUED:
+            self.backend.cancel(task)  # free its place in the queue now
+            return self._monitor_response(task, 200)
+        if previous == RUNNING:
+            return self._monitor_response(task, 202)
+        self.store.discard(task)
+        return Response(status=204)
+
+    # -- lifecycle ------------------------------------------------------
+
+    def shutdown(self, timeout=None):
+        """Stop taking tasks; give running ones ``timeout`` seconds to finish.
+
+        Tasks that never started end ``failed``: the service stopped.
+        """
+        if self._stopped:
+            return
+        self._stopped = True
+        self.cleaner.stop()
+        if timeout is None:
+            timeout = self.shutdown_timeout
+        for task in self.backend.shutdown(timeout):
+            self.store.finish(task, FAILED, None, STOPPED_PROBLEM)
+            self.app.logger.warning("Task %s failed: the service stopped before it started", task.id)
+        for task in self.store.unfinished():
+            self.app.logger.warning("Task %s was still running when the service stopped", task.id)
+
+    # -- inside the worker thread ---------------------------------------
+
+    def _run(self, task):
+        if not self.store.start(task):
+            return  # cancelled while it waited
+        token = running_task.set((self.store, task))
+        try:
+            status, response, error = self._replay(task)
+        finally:
+            running_task.reset(token)
+        self.store.finish(task, status, response, error)
+
+    def _replay(self, task):
+        """Run the request again, as Flask would, short of ``after_request``.
+
+        Those run on each poll instead, on the response rebuilt for it.
+        """
+        app = self.app
+        with app.request_context(task.request.to_environ()):
+            try:
+                try:
+                    rv = app.preprocess_request()
+                    if rv is None:
+                        rv = app.dispatch_request()
+                    status, error = SUCCEEDED, None
+                except Exception as raised:
+                    status, error = FAILED, problem_for_exception(raised)
+                    rv = app.handle_user_exception(raised)
+                return status, ResponseSnapshot.capture(app.make_response(rv)), error
+            except Exception as unhandled:
+                app.log_exception(sys.exc_info())
+                return FAILED, self._server_error(unhandled), problem_for_exception(unhandled)
+
+    def _server_error(self, error):
+        """The app's own 500 answer, as Flask would give it for ``error``."""
+        app = self.app
+        try:
+            rv = app.handle_user_exception(InternalServerError(original_exception=error))
+            return ResponseSnapshot.capture(app.make_response(rv))
+        except Exception:
+            app.log_exception(sys.exc_info())
+            return ResponseSnapshot.capture(problem_response(problem_for_exception(error)))
+
+    # -- helpers --------------------------------------------------------
+
+    def _owner(self):
+        """A keyed hash of the current request's owner, or None."""
+        owner = self._owner_loader(request)
+        if owner is None:
+            return None
+        key = self.app.secret_key
+        if isinstance(key, str):
+            key = key.encode()
+        return hmac.new(key, str(owner).encode(), hashlib.sha256).digest()
+
+    def _find(self, task_id):
+        """The task, if it exists and the current request may see it.
+
+        Another owner's task is as unknown as one that never existed, and the
+        owners are compared in constant time.
+        """
+        owner = self._owner()
+        task = self.store.get(task_id)
+        if task is None or task.owner is None:
+            return task
+        if owner is None or not hmac.compare_digest(task.owner, owner):
+            return None
+        return task
+
+    def _idempotent_answer(self, task, fingerprint):
+        if not hmac.compare_digest(task.fingerprint, fingerprint):
+            return problem_response(IDEMPOTENCY_CONFLICT_PROBLEM)
+        return self._monitor_response(task, 202)
+
+    def _monitor_response(self, task, status_code):
+        status_url = f"{request.script_root}/status/{task.id}"
+        headers = {"Task-Status": task.status}
+        if status_code == 202:
+            headers["Location"] = status_url
+            headers["Retry-After"] = self.retry_after
+        body = {
+            "id": task.id,
+            "status": task.status,
+            "status_url": status_url,
+            "created_at": _rfc3339(task.created_at),
+            "updated_at": _rfc3339(task.updated_at),
+            "progress": None,
+        }
+        if task.progress is not None:
+            percent, message = task.progress
+            body["progress"] = {"percent": percent, "message": message}
+        if task.error is not None:
+            body["error"] = task.error
+        return Response(json.dumps(body), status_code, headers, mimetype="application/json")
+
+
+def _fingerprint(snapshot):
+    """What makes two submits the same request, for ``Idempotency-Key``."""
+    environ = snapshot.environ
+    digest = hashlib.sha256()
+    for part in (environ["REQUEST_METHOD"], environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", "")):
+        digest.update(part.encode("latin-1") + b"\0")
+    digest.update(snapshot.body)
+    return digest.digest()
+
+
+def _rfc3339(timestamp):
+    moment = datetime.fromtimestamp(timestamp, timezone.utc)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@atexit.register
+def _shutdown_live_engines():
+    for engine in list(_live_engines):
+        engine.shutdown()

@@ -1,0 +1,55 @@
+"""Problem details (RFC 9457): the JSON shape of every error this service gives."""
+
+import json
+
+from flask import Response
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+PROBLEM_MIMETYPE = "application/problem+json"
+
+CANCELLED_PROBLEM = {
+    "type": "about:blank",
+    "title": "Conflict",
+    "status": 409,
+    "detail": "The task was cancelled before it finished.",
+}
+
+STOPPED_PROBLEM = {
+    "type": "about:blank",
+    "title": "Service Unavailable",
+    "status": 503,
+    "detail": "The service stopped before the task could start.",
+}
+
+
+def problem(status, title, detail):
+    return {"type": "about:blank", "title": title, "status": status, "detail": detail}
+
+
+def problem_for_exception(error):
+    """The problem a raised exception stands for; never its text or traceback."""
+    if not isinstance(error, HTTPException):
+        error = InternalServerError()
+    return problem(error.code, error.name, error.description)
+
+
+def problem_response(body, headers=None):
+    """A response carrying the problem ``body`` with its own status code."""
+    return Response(
+        json.dumps(body),
+        status=body["status"],
+        headers=headers,
+        mimetype=PROBLEM_MIMETYPE,
+    )
+
+
+def http_error_handler(error):
+    """Flask error handler: answer every HTTP error as a problem.
+
+    The error's own headers (``Allow`` on a 405, ``Retry-After`` on a 503)
+    are kept.
+    """
+    response = error.get_response()
+    response.set_data(json.dumps(problem_for_exception(error)))
+    response.mimetype = PROBLEM_MIMETYPE
+    return response

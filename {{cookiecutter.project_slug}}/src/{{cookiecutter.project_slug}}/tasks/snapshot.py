@@ -1,0 +1,76 @@
+"""Copies of a request and of a response that outlive the HTTP exchange.
+
+A task must never touch the live request: once the ``202`` is sent, the server
+reuses or closes its input stream (the original design's tasks then read an
+empty or half body). And a poll must never hand out the same response object
+twice: ``after_request`` functions would pile headers onto it, and a streamed
+body would be empty from the second poll on.
+"""
+
+import io
+import sys
+
+from flask import Response
+
+# Environ entries worth keeping besides the CGI and HTTP ones (all strings).
+_WSGI_KEYS = ("wsgi.version", "wsgi.multithread", "wsgi.multiprocess", "wsgi.run_once")
+# Entries the snapshot replaces: the body is read already, so its length is known.
+_DROPPED_KEYS = ("CONTENT_LENGTH", "HTTP_TRANSFER_ENCODING")
+
+
+class RequestSnapshot:
+    """The WSGI environ of a request, with its body read into memory."""
+
+    __slots__ = ("environ", "body")
+
+    def __init__(self, environ, body):
+        self.environ = environ
+        self.body = body
+
+    @classmethod
+    def capture(cls, request):
+        """Copy ``request`` now, reading its whole body."""
+        body = request.get_data(cache=True)
+        environ = {
+            key: value
+            for key, value in request.environ.items()
+            if type(value) is str and key not in _DROPPED_KEYS
+        }
+        for key in _WSGI_KEYS:
+            if key in request.environ:
+                environ[key] = request.environ[key]
+        if body:
+            environ["CONTENT_LENGTH"] = str(len(body))
+        return cls(environ, body)
+
+    def to_environ(self):
+        """A fresh environ that replays the request, body included."""
+        environ = dict(self.environ)
+        environ["wsgi.input"] = io.BytesIO(self.body)
+        environ["wsgi.errors"] = sys.stderr
+        return environ
+
+
+class ResponseSnapshot:
+    """Status, headers and body bytes of a finished response."""
+
+    __slots__ = ("status", "headers", "body")
+
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    @classmethod
+    def capture(cls, response):
+        """Read ``response`` whole (a streamed body too) and close it."""
+        try:
+            response.direct_passthrough = False
+            body = response.get_data()
+            return cls(response.status, tuple(response.headers.items()), body)
+        finally:
+            response.close()
+
+    def to_response(self):
+        """A new response object, equal to the captured one."""
+        return Response(self.body, status=self.status, headers=list(self.headers))
