@@ -12,6 +12,11 @@ import re
 import sys
 
 SLUG_PATTERN = re.compile(r"^[a-z_][a-z0-9_]*$")
+# PEP 440's canonical public version (Appendix B).
+VERSION_PATTERN = re.compile(
+    r"^([1-9][0-9]*!)?(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*((a|b|rc)(0|[1-9][0-9]*))?"
+    r"(\.post(0|[1-9][0-9]*))?(\.dev(0|[1-9][0-9]*))?$"
+)
 
 # Import names the baked project, its tests or its tools depend on: a package
 # of the same name would shadow them.
@@ -49,6 +54,7 @@ ANSWERS = {
     "project_slug": {{ cookiecutter.project_slug | tojson }},
     "cleanup_interval_seconds": {{ cookiecutter.cleanup_interval_seconds | string | tojson }},
     "task_retention_seconds": {{ cookiecutter.task_retention_seconds | string | tojson }},
+    "version": {{ cookiecutter.version | tojson }},
 }
 
 
@@ -71,8 +77,18 @@ def seconds_problem(value):
     return None
 
 
+def version_problem(version):
+    """Say what is wrong with ``version`` as a package version, or return None."""
+    if not VERSION_PATTERN.match(version):
+        return "must be a PEP 440 version such as 0.1.0 or 1.0rc1"
+    return None
+
+
 def main():
-    problems = [("project_slug", slug_problem(ANSWERS["project_slug"]))]
+    problems = [
+        ("project_slug", slug_problem(ANSWERS["project_slug"])),
+        ("version", version_problem(ANSWERS["version"])),
+    ]
     for name in ("cleanup_interval_seconds", "task_retention_seconds"):
         problems.append((name, seconds_problem(ANSWERS[name])))
     for name, problem in problems:

@@ -72,5 +72,10 @@ class ResponseSnapshot:
             response.close()
 
     def to_response(self):
-        """A new response object, equal to the captured one."""
-        return Response(self.body, status=self.status, headers=list(self.headers))
+        """A new response object, equal to the captured one.
+
+        The body goes in as an iterator, not bytes, so that the headers stay
+        exactly as captured: Werkzeug would add a Content-Length to bytes,
+        which a streamed answer never had.
+        """
+        return Response(iter((self.body,)), status=self.status, headers=list(self.headers))

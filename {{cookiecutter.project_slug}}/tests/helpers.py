@@ -1,0 +1,143 @@
+"""Test doubles and waiting helpers shared by the test modules."""
+
+import threading
+import time
+
+from flask import abort, current_app, g, request, stream_with_context
+
+from {{ cookiecutter.project_slug }} import async_api, current_task
+
+
+def wait_for(condition, timeout=5.0, what="the condition"):
+    """Return ``condition()`` once it is truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not hold within {timeout} s")
+        time.sleep(0.002)
+
+
+class FakeClock:
+    """A clock that moves only when a test says so."""
+
+    def __init__(self, now=1_800_000_000.0):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+    def advance(self, seconds):
+        self.now += seconds
+
+
+class Gate:
+    """Holds tasks inside their view until the test opens it."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._entered = threading.Semaphore(0)
+        self.opened = threading.Event()
+        self.running = 0
+        self.most_running = 0
+        self.saw_cancelled = []
+
+    def hold(self):
+        with self._lock:
+            self.running += 1
+            self.most_running = max(self.most_running, self.running)
+        self._entered.release()
+        try:
+            if not self.opened.wait(10):
+                raise RuntimeError("the test never opened the gate")
+            self.saw_cancelled.append(current_task.cancelled)
+        finally:
+            with self._lock:
+                self.running -= 1
+
+    def wait_entered(self, count=1, timeout=5.0):
+        for _ in range(count):
+            assert self._entered.acquire(timeout=timeout), "no task reached the gate"
+
+    def open(self):
+        self.opened.set()
+
+
+def echo(**view_args):
+    """What the task saw of its request."""
+    return {
+        "method": request.method,
+        "path": request.path,
+        "view_args": request.view_args,
+        "args": request.args.to_dict(),
+        "header": request.headers.get("X-Test"),
+        "json": request.get_json(silent=True),
+        "data": request.get_data(as_text=True),
+        "user": g.get("user"),
+    }
+
+
+def register_views(app, gate):
+    """Routes the tests drive: each is an ``async_api`` view with a plain twin."""
+
+    @app.before_request
+    def load_user():
+        authorization = request.headers.get("Authorization")
+        if authorization:
+            g.user = authorization.removeprefix("Bearer ")
+
+    @app.after_request
+    def stamp(response):
+        response.headers.add("X-After-Request", "once")
+        return response
+
+    def held():
+        gate.hold()
+        return "released"
+
+    def created(name):
+        return {"name": name}, 201, {"X-Custom": "yes", "Cache-Control": "no-store"}
+
+    def missing():
+        return {"detail": "no such thing"}, 404
+
+    def teapot():
+        abort(418)
+
+    def crash():
+        raise RuntimeError("secret database password in this message")
+
+    def streamed():
+        return current_app.response_class(
+            stream_with_context(f"chunk {i};" for i in range(3)), mimetype="text/plain"
+        )
+
+    def progress():
+        current_task.report(40, "reading")
+        gate.hold()
+        current_task.report(90)
+        return "done"
+
+    def view_args(a, b):
+        return {"a": a, "b": b}
+
+    def late_echo():
+        gate.hold()  # the 202 is long gone when the body is read
+        return echo()
+
+    for name, view, rule, methods in [
+        ("echo", echo, "/echo/<name>", ["GET", "POST", "PUT"]),
+        ("held", held, "/held", ["GET", "POST"]),
+        ("created", created, "/created/<name>", ["GET"]),
+        ("missing", missing, "/missing", ["GET"]),
+        ("teapot", teapot, "/teapot", ["GET"]),
+        ("crash", crash, "/crash", ["GET"]),
+        ("streamed", streamed, "/streamed", ["GET"]),
+        ("progress", progress, "/progress", ["GET"]),
+        ("view_args", view_args, "/args/<a>/<int:b>", ["GET"]),
+        ("late_echo", late_echo, "/late-echo", ["POST"]),
+    ]:
+        app.add_url_rule(f"/async{rule}", f"async_{name}", async_api(view), methods=methods)
+        app.add_url_rule(f"/sync{rule}", f"sync_{name}", view, methods=methods)

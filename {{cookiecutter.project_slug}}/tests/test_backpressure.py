@@ -1,0 +1,47 @@
+"""H8: at most TASK_MAX_WORKERS run and TASK_MAX_QUEUED wait; beyond that, 503."""
+
+import pytest
+
+
+@pytest.mark.parametrize(("workers", "queued"), [(2, 1), (1, 0), (3, 2)])
+def test_submit_beyond_the_limits_answers_503_and_records_nothing(make_app, gate, workers, queued):
+    app = make_app(TASK_MAX_WORKERS=workers, TASK_MAX_QUEUED=queued)
+    client, store = app.test_client(), app.extensions["async_api"].store
+    accepted = [client.get("/async/held") for _ in range(workers + queued)]
+    assert [r.status_code for r in accepted] == [202] * (workers + queued)
+    gate.wait_entered(workers)
+
+    refused = client.get("/async/held")
+    assert refused.status_code == 503
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert refused.content_type == "application/problem+json"
+    assert refused.get_json()["status"] == 503
+    assert "Task-Status" not in refused.headers
+    assert len(store) == workers + queued
+
+    statuses = [client.get(r.headers["Location"]).headers["Task-Status"] for r in accepted]
+    assert statuses.count("running") == workers
+    assert statuses.count("queued") == queued
+    assert gate.most_running == workers
+
+
+def test_places_free_up_as_tasks_finish(make_app, gate, poll_done):
+    app = make_app(TASK_MAX_WORKERS=1, TASK_MAX_QUEUED=0)
+    client = app.test_client()
+    first = client.get("/async/held").headers["Location"]
+    assert client.get("/async/held").status_code == 503
+    gate.open()
+    poll_done(client, first)
+    assert client.get("/async/held").status_code == 202
+
+
+def test_worker_threads_never_exceed_the_limit(make_app, gate):
+    import threading
+
+    app = make_app(TASK_MAX_WORKERS=3, TASK_MAX_QUEUED=50)
+    client = app.test_client()
+    before = threading.active_count()
+    for _ in range(40):
+        assert client.get("/async/held").status_code == 202
+    gate.wait_entered(3)
+    assert threading.active_count() - before <= 3

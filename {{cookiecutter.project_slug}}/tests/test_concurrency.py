@@ -1,0 +1,47 @@
+"""H10: many threads submitting, polling and cleaning at once lose nothing."""
+
+import threading
+
+SUBMITTERS = 8
+TASKS_EACH = 25
+
+
+def test_concurrent_submits_polls_and_cleaner_passes_lose_no_task(app, engine, poll_done):
+    stop_cleaning = threading.Event()
+    failures = []
+    ids = []
+    ids_lock = threading.Lock()
+
+    def clean():
+        while not stop_cleaning.is_set():
+            engine.cleaner.run_pass()
+
+    def submit_and_poll(n):
+        client = app.test_client()
+        try:
+            for i in range(TASKS_EACH):
+                response = client.get(f"/async/echo/{n}-{i}")
+                assert response.status_code == 202, response.status_code
+                done = poll_done(client, response.headers["Location"])
+                assert done.status_code == 200
+                assert done.get_json()["view_args"] == {"name": f"{n}-{i}"}
+                with ids_lock:
+                    ids.append(response.get_json()["id"])
+        except Exception as error:  # reported below, from the test thread
+            failures.append(error)
+
+    cleaner = threading.Thread(target=clean)
+    cleaner.start()
+    threads = [threading.Thread(target=submit_and_poll, args=(n,)) for n in range(SUBMITTERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    stop_cleaning.set()
+    cleaner.join(10)
+
+    assert not failures, failures[:3]
+    assert len(set(ids)) == SUBMITTERS * TASKS_EACH
+    client = app.test_client()
+    assert all(client.get(f"/status/{task_id}").status_code == 200 for task_id in ids)
+    assert len(engine.store) == SUBMITTERS * TASKS_EACH

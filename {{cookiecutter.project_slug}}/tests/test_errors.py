@@ -1,0 +1,59 @@
+"""H5, H6: errors in views, and ids that name no task."""
+
+import logging
+
+import pytest
+
+
+def test_http_error_finishes_with_that_error(client, poll_done):
+    synchronous = client.get("/sync/teapot")
+    done = poll_done(client, client.get("/async/teapot").headers["Location"])
+    assert done.status_code == 418
+    assert done.headers["Task-Status"] == "failed"
+    assert done.get_data() == synchronous.get_data()
+    assert done.content_type == "application/problem+json"
+
+
+def test_exception_finishes_as_a_500_problem_without_its_text(client, poll_done, caplog):
+    caplog.set_level(logging.ERROR)
+    done = poll_done(client, client.get("/async/crash").headers["Location"])
+    assert done.status_code == 500
+    assert done.headers["Task-Status"] == "failed"
+    assert done.content_type == "application/problem+json"
+    body = done.get_json()
+    assert body["status"] == 500
+    assert {"type", "title", "status", "detail"} <= set(body)
+    text = done.get_data(as_text=True)
+    assert "secret database password" not in text
+    assert "Traceback" not in text
+    # The traceback goes to the application log instead.
+    assert "secret database password" in caplog.text
+    assert "RuntimeError" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "task_id", ["doesnotexist", "A" * 22, "x" * 500, "%00", ".."]
+)
+def test_unknown_or_malformed_id_is_a_404_problem(client, task_id):
+    response = client.get(f"/status/{task_id}")
+    assert response.status_code == 404
+    assert response.content_type == "application/problem+json"
+    assert response.get_json()["status"] == 404
+    assert "Task-Status" not in response.headers
+
+
+def test_ids_are_long_random_and_have_no_slash(make_app):
+    client = make_app(TASK_MAX_QUEUED=100).test_client()
+    ids = {client.get("/async/echo/a").get_json()["id"] for _ in range(50)}
+    assert len(ids) == 50
+    for task_id in ids:
+        assert "/" not in task_id
+        # 22 URL-safe base64 characters carry 132 bits; 128 of them random.
+        assert len(task_id) >= 22
+
+
+def test_unknown_route_and_method_answer_problems(client):
+    response = client.delete("/health")
+    assert response.status_code == 405
+    assert response.content_type == "application/problem+json"
+    assert "GET" in response.headers["Allow"]

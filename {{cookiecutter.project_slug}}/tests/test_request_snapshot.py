@@ -1,0 +1,82 @@
+"""H9: the task sees the request as it was submitted, even after the client left."""
+
+import http.client
+import json
+import threading
+
+import pytest
+from helpers import wait_for
+from werkzeug.serving import make_server
+
+
+def test_task_sees_method_path_args_query_headers_and_body(client, poll_done):
+    submitted = client.post(
+        "/async/echo/bob?x=1&y=two",
+        json={"answer": 42},
+        headers={"X-Test": "kept", "Authorization": "Bearer alice"},
+    )
+    assert submitted.status_code == 202
+    done = poll_done(client, submitted.headers["Location"], headers={"Authorization": "Bearer alice"})
+    assert done.get_json() == {
+        "method": "POST",
+        "path": "/async/echo/bob",
+        "view_args": {"name": "bob"},
+        "args": {"x": "1", "y": "two"},
+        "header": "kept",
+        "json": {"answer": 42},
+        "data": '{"answer": 42}',
+        # before_request ran again inside the task, and set g.user.
+        "user": "alice",
+    }
+
+
+def test_task_sees_a_raw_body(client, poll_done):
+    submitted = client.put("/async/echo/raw", data=b"plain bytes", content_type="text/plain")
+    done = poll_done(client, submitted.headers["Location"])
+    assert done.get_json()["data"] == "plain bytes"
+    assert done.get_json()["method"] == "PUT"
+
+
+@pytest.fixture
+def server(app):
+    """The app behind a real WSGI server on 127.0.0.1."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    thread.join(5)
+    server.server_close()
+
+
+def request(server, method, path, body=None, headers=None):
+    connection = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=5)
+    try:
+        connection.request(method, path, body=body, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        connection.close()
+
+
+def test_body_read_after_the_client_left_over_real_http(server, gate):
+    body = json.dumps({"large": "x" * 200_000}).encode()
+    status, headers, _ = request(
+        server, "POST", "/async/late-echo", body, {"Content-Type": "application/json"}
+    )
+    assert status == 202
+    # The client has closed its connection; only now does the view read the body.
+    gate.wait_entered()
+    gate.open()
+    location = headers["Location"]
+
+    answers = []
+
+    def done():
+        answers.append(request(server, "GET", location))
+        return answers[-1][0] != 202
+
+    wait_for(done, what="the task to finish")
+    status, headers, payload = answers[-1]
+    assert status == 200
+    assert json.loads(payload)["json"] == {"large": "x" * 200_000}

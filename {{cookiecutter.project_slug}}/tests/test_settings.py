@@ -1,0 +1,90 @@
+"""G3: settings have defaults, come from the environment and from create_app."""
+
+import pytest
+from flask import Flask
+
+from {{ cookiecutter.project_slug }} import create_app
+from {{ cookiecutter.project_slug }}.settings import ConfigError
+
+
+@pytest.fixture
+def make(make_app):
+    return make_app
+
+
+def test_defaults_are_the_baked_answers(monkeypatch):
+    monkeypatch.delenv("FLASK_TASK_RETENTION", raising=False)
+    app = create_app({"SECRET_KEY": "x"})
+    try:
+        assert isinstance(app, Flask)
+        assert app.config["TASK_RETENTION"] == {{ cookiecutter.task_retention_seconds | int }}
+        assert app.config["TASK_CLEANUP_INTERVAL"] == {{ cookiecutter.cleanup_interval_seconds | int }}
+        assert app.config["TASK_RETRY_AFTER"] == 1
+        assert app.config["EXAMPLE_TASK_SECONDS"] == 10
+        assert app.config["TASK_MAX_WORKERS"] >= 1
+        assert app.config["TASK_MAX_QUEUED"] >= 0
+    finally:
+        app.extensions["async_api"].shutdown()
+
+
+def test_environment_overrides_defaults(monkeypatch, make):
+    monkeypatch.setenv("FLASK_TASK_RETENTION", "30")
+    monkeypatch.setenv("FLASK_TASK_RETRY_AFTER", "3")
+    app = make()
+    assert app.config["TASK_RETENTION"] == 30
+    assert app.config["TASK_RETRY_AFTER"] == 3
+
+
+def test_create_app_mapping_wins_over_environment(monkeypatch, make):
+    monkeypatch.setenv("FLASK_TASK_RETENTION", "30")
+    app = make(TASK_RETENTION=7.5)
+    assert app.config["TASK_RETENTION"] == 7.5
+
+
+def test_retry_after_setting_reaches_clients(make_app):
+    client = make_app(TASK_RETRY_AFTER=4).test_client()
+    assert client.get("/async/echo/a").headers["Retry-After"] == "4"
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("TASK_RETENTION", 0),
+        ("TASK_RETENTION", -1),
+        ("TASK_RETENTION", "soon"),
+        ("TASK_CLEANUP_INTERVAL", 0),
+        ("TASK_CLEANUP_INTERVAL", float("inf")),
+        ("TASK_MAX_WORKERS", 0),
+        ("TASK_MAX_WORKERS", 2.5),
+        ("TASK_MAX_WORKERS", True),
+        ("TASK_MAX_QUEUED", -1),
+        ("TASK_RETRY_AFTER", 0),
+        ("TASK_RETRY_AFTER", 1.5),
+        ("EXAMPLE_TASK_SECONDS", 0),
+        ("TASK_SHUTDOWN_TIMEOUT", None),
+    ],
+)
+def test_bad_value_stops_the_app_naming_the_key(key, value):
+    with pytest.raises(ConfigError, match=f"^{key} must be") as raised:
+        create_app({"SECRET_KEY": "x", key: value})
+    assert "\n" not in str(raised.value)
+
+
+def test_bad_value_from_the_environment_names_the_key(monkeypatch):
+    monkeypatch.setenv("FLASK_TASK_MAX_QUEUED", "lots")
+    with pytest.raises(ConfigError, match="TASK_MAX_QUEUED must be a whole number >= 0, got 'lots'"):
+        create_app({"SECRET_KEY": "x"})
+
+
+def test_zero_queue_is_allowed(make_app):
+    assert make_app(TASK_MAX_QUEUED=0).config["TASK_MAX_QUEUED"] == 0
+
+
+def test_missing_secret_key_warns_and_uses_a_random_one(monkeypatch, caplog):
+    monkeypatch.delenv("FLASK_SECRET_KEY", raising=False)
+    app = create_app()
+    try:
+        assert app.secret_key
+        assert "SECRET_KEY is not set" in caplog.text
+    finally:
+        app.extensions["async_api"].shutdown()
