@@ -40,12 +40,14 @@ class Gate:
         self._lock = threading.Lock()
         self._entered = threading.Semaphore(0)
         self.opened = threading.Event()
+        self.entries = 0
         self.running = 0
         self.most_running = 0
         self.saw_cancelled = []
 
     def hold(self):
         with self._lock:
+            self.entries += 1
             self.running += 1
             self.most_running = max(self.most_running, self.running)
         self._entered.release()

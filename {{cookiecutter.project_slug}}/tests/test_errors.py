@@ -31,9 +31,7 @@ def test_exception_finishes_as_a_500_problem_without_its_text(client, poll_done,
     assert "RuntimeError" in caplog.text
 
 
-@pytest.mark.parametrize(
-    "task_id", ["doesnotexist", "A" * 22, "x" * 500, "%00", ".."]
-)
+@pytest.mark.parametrize("task_id", ["doesnotexist", "A" * 22, "x" * 500, "%00", ".."])
 def test_unknown_or_malformed_id_is_a_404_problem(client, task_id):
     response = client.get(f"/status/{task_id}")
     assert response.status_code == 404

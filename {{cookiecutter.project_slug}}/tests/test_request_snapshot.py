@@ -16,7 +16,9 @@ def test_task_sees_method_path_args_query_headers_and_body(client, poll_done):
         headers={"X-Test": "kept", "Authorization": "Bearer alice"},
     )
     assert submitted.status_code == 202
-    done = poll_done(client, submitted.headers["Location"], headers={"Authorization": "Bearer alice"})
+    done = poll_done(
+        client, submitted.headers["Location"], headers={"Authorization": "Bearer alice"}
+    )
     assert done.get_json() == {
         "method": "POST",
         "path": "/async/echo/bob",

@@ -72,7 +72,9 @@ def test_bad_value_stops_the_app_naming_the_key(key, value):
 
 def test_bad_value_from_the_environment_names_the_key(monkeypatch):
     monkeypatch.setenv("FLASK_TASK_MAX_QUEUED", "lots")
-    with pytest.raises(ConfigError, match="TASK_MAX_QUEUED must be a whole number >= 0, got 'lots'"):
+    with pytest.raises(
+        ConfigError, match="TASK_MAX_QUEUED must be a whole number >= 0, got 'lots'"
+    ):
         create_app({"SECRET_KEY": "x"})
 
 

@@ -143,7 +143,7 @@ class AsyncTasks:
         if task is None:
             return problem_response(UNKNOWN_TASK_PROBLEM)
         status = task.status
-        if status == QUEUED or status == RUNNING:
+        if status in (QUEUED, RUNNING):
             return self._monitor_response(task, 202)
         if task.response is not None:
             response = task.response.to_response()
@@ -180,11 +180,16 @@ class AsyncTasks:
         self.cleaner.stop()
         if timeout is None:
             timeout = self.shutdown_timeout
-        for task in self.backend.shutdown(timeout):
+        for task in self.backend.close():
             self.store.finish(task, FAILED, None, STOPPED_PROBLEM)
-            self.app.logger.warning("Task %s failed: the service stopped before it started", task.id)
-        for task in self.store.unfinished():
-            self.app.logger.warning("Task %s was still running when the service stopped", task.id)
+            self.app.logger.warning(
+                "Task %s failed: the service stopped before it started", task.id
+            )
+        if not self.backend.wait(timeout):
+            for task in self.store.unfinished():
+                self.app.logger.warning(
+                    "Task %s was still running when the service stopped", task.id
+                )
 
     # -- inside the worker thread ---------------------------------------
 
@@ -286,7 +291,11 @@ def _fingerprint(snapshot):
     """What makes two submits the same request, for ``Idempotency-Key``."""
     environ = snapshot.environ
     digest = hashlib.sha256()
-    for part in (environ["REQUEST_METHOD"], environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", "")):
+    for part in (
+        environ["REQUEST_METHOD"],
+        environ.get("PATH_INFO", ""),
+        environ.get("QUERY_STRING", ""),
+    ):
         digest.update(part.encode("latin-1") + b"\0")
     digest.update(snapshot.body)
     return digest.digest()

@@ -177,4 +177,3 @@ class TaskStore:
         if scope is not None and self._by_idempotency_scope.get(scope) is task:
             del self._by_idempotency_scope[scope]
         return 1
-

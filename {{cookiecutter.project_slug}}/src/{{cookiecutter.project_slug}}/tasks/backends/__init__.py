@@ -4,6 +4,7 @@
 - ``release()``: give back a place that ``reserve`` claimed but was not used.
 - ``run(task)``: start a task in a place claimed by ``reserve``.
 - ``cancel(task)``: drop a task that has not started yet, freeing its place.
-- ``shutdown(timeout)``: take no more tasks, let running ones finish within
-  ``timeout`` seconds, and return the tasks that never started.
+- ``close()``: take no more tasks; return the queued ones, which never start.
+- ``wait(timeout)``: wait up to ``timeout`` seconds for running tasks to end;
+  False if some still run.
 """

@@ -62,20 +62,24 @@ class ThreadBackend:
             self._reserved -= 1
             return True
 
-    def shutdown(self, timeout):
-        deadline = time.monotonic() + timeout
+    def close(self):
         with self._condition:
             self._closed = True
             never_started = list(self._queue)
             self._queue.clear()
             self._reserved -= len(never_started)
             self._condition.notify_all()
+        return never_started
+
+    def wait(self, timeout):
+        deadline = time.monotonic() + timeout
+        with self._condition:
             while self._running:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    break
+                    return False
                 self._condition.wait(remaining)
-        return never_started
+        return True
 
     def _start_worker(self):
         # Daemon threads: an idle pool must never hold the process open. Running

@@ -1,0 +1,83 @@
+"""L4: a repeated Idempotency-Key answers the task it already started."""
+
+import threading
+
+import pytest
+
+KEY = {"Idempotency-Key": "order-17"}
+
+
+def test_repeated_key_answers_the_existing_task(client, engine, gate):
+    first = client.post("/async/echo/a", headers=KEY, json={"n": 1})
+    again = client.post("/async/echo/a", headers=KEY, json={"n": 1})
+    assert first.status_code == again.status_code == 202
+    assert again.headers["Location"] == first.headers["Location"]
+    assert again.get_json()["id"] == first.get_json()["id"]
+    assert len(engine.store) == 1
+
+
+def test_repeat_after_the_task_finished_still_answers_it(client, engine, poll_done):
+    first = client.get("/async/echo/a", headers=KEY)
+    poll_done(client, first.headers["Location"])
+    again = client.get("/async/echo/a", headers=KEY)
+    assert again.status_code == 202
+    assert again.headers["Location"] == first.headers["Location"]
+    assert again.get_json()["status"] == "succeeded"
+    assert len(engine.store) == 1
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/async/echo/b", {"n": 1}),  # another path
+        ("POST", "/async/echo/a?page=2", {"n": 1}),  # another query
+        ("POST", "/async/echo/a", {"n": 2}),  # another body
+        ("PUT", "/async/echo/a", {"n": 1}),  # another method
+    ],
+)
+def test_same_key_for_a_different_request_is_a_409(client, engine, method, path, body):
+    client.post("/async/echo/a", headers=KEY, json={"n": 1})
+    conflict = client.open(path, method=method, headers=KEY, json=body)
+    assert conflict.status_code == 409
+    assert conflict.content_type == "application/problem+json"
+    assert conflict.get_json()["status"] == 409
+    assert len(engine.store) == 1
+
+
+def test_keys_of_different_owners_never_collide(client, engine):
+    alice = client.get("/async/echo/a", headers={**KEY, "Authorization": "Bearer alice"})
+    bob = client.get("/async/echo/a", headers={**KEY, "Authorization": "Bearer bob"})
+    anonymous = client.get("/async/echo/a", headers=KEY)
+    locations = {r.headers["Location"] for r in (alice, bob, anonymous)}
+    assert len(locations) == 3
+    assert len(engine.store) == 3
+
+
+def test_a_forgotten_task_frees_its_key(client, poll_done):
+    first = client.get("/async/echo/a", headers=KEY).headers["Location"]
+    poll_done(client, first)
+    client.delete(first)
+    assert client.get("/async/echo/a", headers=KEY).headers["Location"] != first
+
+
+def test_repeated_key_under_concurrency_gives_exactly_one_task(app, engine, gate):
+    submitters = 8
+    start = threading.Barrier(submitters)
+    locations = []
+
+    def submit():
+        client = app.test_client()
+        start.wait(5)
+        response = client.post("/async/held", headers=KEY)
+        locations.append((response.status_code, response.headers.get("Location")))
+
+    threads = [threading.Thread(target=submit) for _ in range(submitters)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(locations) == submitters
+    assert {status for status, _ in locations} == {202}
+    assert len({location for _, location in locations}) == 1
+    assert len(engine.store) == 1
+    gate.open()

@@ -1,0 +1,85 @@
+"""L3: a task belongs to whoever submitted it; to anyone else it does not exist."""
+
+import hashlib
+import hmac
+import threading
+
+ALICE = {"Authorization": "Bearer alice"}
+BOB = {"Authorization": "Bearer bob"}
+
+
+def test_another_owner_gets_the_same_404_as_an_unknown_id(client, gate):
+    location = client.get("/async/held", headers=ALICE).headers["Location"]
+    unknown = client.get("/status/AAAAAAAAAAAAAAAAAAAAAA")
+    for headers in (BOB, {}):
+        refused = client.get(location, headers=headers)
+        assert refused.status_code == 404
+        assert refused.get_data() == unknown.get_data()
+        assert dict(refused.headers) == dict(unknown.headers)
+        assert client.delete(location, headers=headers).status_code == 404
+    assert client.get(location, headers=ALICE).status_code == 202
+    gate.open()
+
+
+def test_the_owner_polls_and_cancels(client, poll_done):
+    location = client.get("/async/echo/mine", headers=ALICE).headers["Location"]
+    assert poll_done(client, location, headers=ALICE).status_code == 200
+    assert client.delete(location, headers=BOB).status_code == 404
+    assert client.delete(location, headers=ALICE).status_code == 204
+
+
+def test_a_task_without_owner_is_anyones(client, poll_done):
+    location = client.get("/async/echo/open").headers["Location"]
+    assert poll_done(client, location, headers=BOB).status_code == 200
+    assert client.delete(location, headers=ALICE).status_code == 204
+
+
+def test_the_app_can_name_owners_itself(app, poll_done):
+    engine = app.extensions["async_api"]
+
+    @engine.owner_loader
+    def user_id(request):
+        return request.headers.get("X-User")
+
+    client = app.test_client()
+    location = client.get("/async/echo/a", headers={"X-User": "7", **ALICE}).headers["Location"]
+    # Fresh credentials, same user: still the owner.
+    assert poll_done(client, location, headers={"X-User": "7", **BOB}).status_code == 200
+    assert client.get(location, headers={"X-User": "8", **ALICE}).status_code == 404
+
+
+def test_owner_is_kept_only_as_a_keyed_hash_and_the_request_is_dropped(app, poll_done):
+    client, engine = app.test_client(), app.extensions["async_api"]
+    location = client.post("/async/echo/a", headers=ALICE, json={"pin": 1234}).headers["Location"]
+    poll_done(client, location, headers=ALICE)
+    task = engine.store.get(location.rsplit("/", 1)[1])
+    expected = hmac.new(b"test-secret", b"Bearer alice", hashlib.sha256).digest()
+    assert task.owner == expected
+    assert task.request is None
+    kept = [getattr(task, name) for name in task.__slots__]
+    assert not any(isinstance(value, str) and "alice" in value for value in kept)
+
+
+def test_two_owners_racing_on_one_id(client, gate):
+    location = client.get("/async/held", headers=ALICE).headers["Location"]
+    gate.wait_entered()
+    answers = {"alice": [], "bob": []}
+    start = threading.Barrier(2)
+
+    def poll(name, headers):
+        own_client = client.application.test_client()
+        start.wait(5)
+        for _ in range(100):
+            answers[name].append(own_client.get(location, headers=headers).status_code)
+
+    threads = [
+        threading.Thread(target=poll, args=("alice", ALICE)),
+        threading.Thread(target=poll, args=("bob", BOB)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert set(answers["alice"]) == {202}
+    assert set(answers["bob"]) == {404}
+    gate.open()
