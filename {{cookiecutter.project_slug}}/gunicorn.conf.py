@@ -22,3 +22,7 @@ graceful_timeout = int(float(os.environ.get("FLASK_TASK_SHUTDOWN_TIMEOUT", "30")
 preload_app = False
 
 accesslog = "-"
+
+# Gunicorn 27's control socket lives at one path per user: two services (or
+# two test runs) on one machine would fight over it. Nothing here uses it.
+control_socket_disable = True
