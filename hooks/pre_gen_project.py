@@ -12,6 +12,8 @@ import re
 import sys
 
 SLUG_PATTERN = re.compile(r"^[a-z_][a-z0-9_]*$")
+# What packaging tools accept as an author's address (or leave it empty).
+EMAIL_PATTERN = re.compile(r"^([^@\s\"(),:;<>\[\\\]]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+)?$")
 # PEP 440's canonical public version (Appendix B).
 VERSION_PATTERN = re.compile(
     r"^([1-9][0-9]*!)?(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*((a|b|rc)(0|[1-9][0-9]*))?"
@@ -55,6 +57,7 @@ ANSWERS = {
     "cleanup_interval_seconds": {{ cookiecutter.cleanup_interval_seconds | string | tojson }},
     "task_retention_seconds": {{ cookiecutter.task_retention_seconds | string | tojson }},
     "version": {{ cookiecutter.version | tojson }},
+    "author_email": {{ cookiecutter.author_email | tojson }},
 }
 
 
@@ -84,10 +87,18 @@ def version_problem(version):
     return None
 
 
+def email_problem(email):
+    """Say what is wrong with ``email`` as an author's address, or return None."""
+    if not EMAIL_PATTERN.match(email):
+        return "must be an address such as you@example.com, or empty"
+    return None
+
+
 def main():
     problems = [
         ("project_slug", slug_problem(ANSWERS["project_slug"])),
         ("version", version_problem(ANSWERS["version"])),
+        ("author_email", email_problem(ANSWERS["author_email"])),
     ]
     for name in ("cleanup_interval_seconds", "task_retention_seconds"):
         problems.append((name, seconds_problem(ANSWERS[name])))

@@ -1,5 +1,6 @@
 """Gunicorn settings for production: ``gunicorn -c gunicorn.conf.py``."""
 
+import math
 import os
 
 wsgi_app = "{{ cookiecutter.project_slug }}:create_app()"
@@ -15,7 +16,7 @@ threads = int(os.environ.get("GUNICORN_THREADS", "8"))
 
 # On SIGTERM running tasks get as long to finish as the app allows them
 # (TASK_SHUTDOWN_TIMEOUT), and the server waits that long before it kills.
-graceful_timeout = int(float(os.environ.get("FLASK_TASK_SHUTDOWN_TIMEOUT", "30")))
+graceful_timeout = math.ceil(float(os.environ.get("FLASK_TASK_SHUTDOWN_TIMEOUT", "30")))
 
 # The app must load in the worker, not in the arbiter before the fork: its
 # cleaner and worker threads would not survive a fork.
