@@ -14,7 +14,6 @@ import secrets
 import sys
 import time
 import weakref
-from datetime import datetime, timezone
 
 from flask import Response, current_app, request
 from werkzeug.exceptions import InternalServerError
@@ -113,25 +112,23 @@ class AsyncTasks:
 
     def submit(self):
         """Start the current request as a task and answer ``202 Accepted``."""
-        owner = self._owner()
-        snapshot = RequestSnapshot.capture(request)
-        key = request.headers.get("Idempotency-Key")
-        scope = fingerprint = None
+        submitted = request._get_current_object()  # one proxy lookup, not many
+        owner = self._owner(submitted)
+        snapshot = RequestSnapshot.capture(submitted)
+        key = submitted.headers.get("Idempotency-Key")
+        idempotency = None
         if key is not None:
-            scope = (owner, key)
-            fingerprint = _fingerprint(snapshot)
-            existing = self.store.find_by_scope(scope)
+            idempotency = ((owner, key), _fingerprint(snapshot))
+            existing = self.store.find_by_scope(idempotency[0])
             if existing is not None:
-                return self._idempotent_answer(existing, fingerprint)
+                return self._idempotent_answer(existing, idempotency)
         if not self.backend.reserve():
             return problem_response(BUSY_PROBLEM, {"Retry-After": self.retry_after})
-        task = Task(
-            secrets.token_urlsafe(16), owner, snapshot, self.store.clock(), scope, fingerprint
-        )
+        task = Task(secrets.token_urlsafe(16), owner, snapshot, self.store.clock(), idempotency)
         held = self.store.add(task)
         if held is not task:
             self.backend.release()
-            return self._idempotent_answer(held, fingerprint)
+            return self._idempotent_answer(held, idempotency)
         if not self.backend.run(task):
             self.store.discard(task)
             return problem_response(BUSY_PROBLEM, {"Retry-After": self.retry_after})
@@ -236,9 +233,9 @@ class AsyncTasks:
 
     # -- helpers --------------------------------------------------------
 
-    def _owner(self):
-        """A keyed hash of the current request's owner, or None."""
-        owner = self._owner_loader(request)
+    def _owner(self, current_request):
+        """A keyed hash of the owner of ``current_request``, or None."""
+        owner = self._owner_loader(current_request)
         if owner is None:
             return None
         key = self.app.secret_key
@@ -252,7 +249,7 @@ class AsyncTasks:
         Another owner's task is as unknown as one that never existed, and the
         owners are compared in constant time.
         """
-        owner = self._owner()
+        owner = self._owner(request._get_current_object())
         task = self.store.get(task_id)
         if task is None or task.owner is None:
             return task
@@ -260,8 +257,9 @@ class AsyncTasks:
             return None
         return task
 
-    def _idempotent_answer(self, task, fingerprint):
-        if not hmac.compare_digest(task.fingerprint, fingerprint):
+    def _idempotent_answer(self, task, idempotency):
+        """The held task's monitor, if the repeat is the same request; else 409."""
+        if not hmac.compare_digest(task.idempotency[1], idempotency[1]):
             return problem_response(IDEMPOTENCY_CONFLICT_PROBLEM)
         return self._monitor_response(task, 202)
 
@@ -271,12 +269,14 @@ class AsyncTasks:
         if status_code == 202:
             headers["Location"] = status_url
             headers["Retry-After"] = self.retry_after
+        created_at = _rfc3339(task.created_at)
+        updated_at = created_at if task.updated_at == task.created_at else _rfc3339(task.updated_at)
         body = {
             "id": task.id,
             "status": task.status,
             "status_url": status_url,
-            "created_at": _rfc3339(task.created_at),
-            "updated_at": _rfc3339(task.updated_at),
+            "created_at": created_at,
+            "updated_at": updated_at,
             "progress": None,
         }
         if task.progress is not None:
@@ -302,8 +302,10 @@ def _fingerprint(snapshot):
 
 
 def _rfc3339(timestamp):
-    moment = datetime.fromtimestamp(timestamp, timezone.utc)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """``2026-11-25T10:00:00.123Z``: RFC 3339, UTC, to the millisecond."""
+    seconds = int(timestamp)
+    milliseconds = int((timestamp - seconds) * 1000)
+    return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(seconds))}.{milliseconds:03d}Z"
 
 
 @atexit.register

@@ -31,14 +31,15 @@ class RequestSnapshot:
     def capture(cls, request):
         """Copy ``request`` now, reading its whole body."""
         body = request.get_data(cache=True)
+        live = request.environ
         environ = {
             key: value
-            for key, value in request.environ.items()
+            for key, value in live.items()
             if type(value) is str and key not in _DROPPED_KEYS
         }
         for key in _WSGI_KEYS:
-            if key in request.environ:
-                environ[key] = request.environ[key]
+            if key in live:
+                environ[key] = live[key]
         if body:
             environ["CONTENT_LENGTH"] = str(len(body))
         return cls(environ, body)
@@ -54,11 +55,10 @@ class RequestSnapshot:
 class ResponseSnapshot:
     """Status, headers and body bytes of a finished response."""
 
-    __slots__ = ("status", "headers", "body")
+    __slots__ = ("head", "body")
 
-    def __init__(self, status, headers, body):
-        self.status = status
-        self.headers = headers
+    def __init__(self, head, body):
+        self.head = head  # (status line, headers): often shared, see _shared_head
         self.body = body
 
     @classmethod
@@ -67,7 +67,7 @@ class ResponseSnapshot:
         try:
             response.direct_passthrough = False
             body = response.get_data()
-            return cls(response.status, tuple(response.headers.items()), body)
+            return cls(_shared_head((response.status, tuple(response.headers.items()))), body)
         finally:
             response.close()
 
@@ -78,4 +78,21 @@ class ResponseSnapshot:
         exactly as captured: Werkzeug would add a Content-Length to bytes,
         which a streamed answer never had.
         """
-        return Response(iter((self.body,)), status=self.status, headers=list(self.headers))
+        status, headers = self.head
+        return Response(iter((self.body,)), status=status, headers=list(headers))
+
+
+# Most tasks of a view answer with the same status and headers. Retained tasks
+# share one copy of each such (immutable) pair, so that a kept answer costs
+# little more than its body. Bounded: past the limit, answers keep their own.
+_SHARED_HEADS_LIMIT = 4096
+_shared_heads = {}
+
+
+def _shared_head(head):
+    shared = _shared_heads.get(head)
+    if shared is not None:
+        return shared
+    if len(_shared_heads) >= _SHARED_HEADS_LIMIT:
+        return head
+    return _shared_heads.setdefault(head, head)

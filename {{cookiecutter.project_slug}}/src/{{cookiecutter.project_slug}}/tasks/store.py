@@ -31,30 +31,28 @@ class Task:
         "status",
         "created_at",
         "updated_at",
-        "finished_at",
         "progress",
         "request",
         "response",
         "error",
         "cancel_requested",
-        "idempotency_scope",
-        "fingerprint",
+        "idempotency",
     )
 
-    def __init__(self, task_id, owner, request, now, idempotency_scope=None, fingerprint=None):
+    def __init__(self, task_id, owner, request, now, idempotency=None):
         self.id = task_id
         self.owner = owner
         self.status = QUEUED
         self.created_at = now
         self.updated_at = now
-        self.finished_at = None
         self.progress = None
         self.request = request
         self.response = None
         self.error = None
         self.cancel_requested = False
-        self.idempotency_scope = idempotency_scope
-        self.fingerprint = fingerprint
+        # (scope, fingerprint): the owner and Idempotency-Key the task is held
+        # under, and a digest of the request, or None.
+        self.idempotency = idempotency
 
     @property
     def finished(self):
@@ -92,8 +90,8 @@ class TaskStore:
     def add(self, task):
         """Hold ``task``; or, if its idempotency scope is taken, return that task."""
         with self._lock:
-            scope = task.idempotency_scope
-            if scope is not None:
+            if task.idempotency is not None:
+                scope = task.idempotency[0]
                 existing = self._by_idempotency_scope.get(scope)
                 if existing is not None:
                     return existing
@@ -152,7 +150,7 @@ class TaskStore:
         while more:
             with self._lock:
                 for _ in range(REMOVAL_BATCH):
-                    if not self._finished or self._finished[0].finished_at >= finished_before:
+                    if not self._finished or self._finished[0].updated_at >= finished_before:
                         more = False
                         break
                     removed += self._remove(self._finished.popleft())
@@ -164,7 +162,7 @@ class TaskStore:
         # The request snapshot holds the caller's credentials: keep it no
         # longer than the task runs.
         task.request = None
-        task.finished_at = task.updated_at = self.clock()
+        task.updated_at = self.clock()  # a finished task changes no more
         # The status last: polls read it without the lock, then the outcome.
         task.status = status
         self._finished.append(task)
@@ -173,7 +171,8 @@ class TaskStore:
         if self._tasks.get(task.id) is not task:
             return 0
         del self._tasks[task.id]
-        scope = task.idempotency_scope
-        if scope is not None and self._by_idempotency_scope.get(scope) is task:
-            del self._by_idempotency_scope[scope]
+        if task.idempotency is not None:
+            scope = task.idempotency[0]
+            if self._by_idempotency_scope.get(scope) is task:
+                del self._by_idempotency_scope[scope]
         return 1
