@@ -1,0 +1,121 @@
+"""T3: a bad answer stops the bake cleanly; an awkward answer is only data."""
+
+import pytest
+import tomllib
+
+from conftest import COOKIECUTTER_JSON, PYTHON, RUFF, clean_env, run
+
+SLUG_RULE = "^[a-z_][a-z0-9_]*$"
+
+# (variable, value, words the first line must hold besides the variable and value)
+BAD_ANSWERS = [
+    ("project_slug", "My-App", [SLUG_RULE]),
+    ("project_slug", "1abc", [SLUG_RULE]),
+    ("project_slug", "has space", [SLUG_RULE]),
+    ("project_slug", "class", ["keyword"]),
+    ("project_slug", "flask", ["shadow"]),
+    ("project_slug", "celery", ["shadow"]),
+    ("project_slug", "json", ["shadow"]),
+    *(
+        (name, value, ["positive whole number"])
+        for name in ("cleanup_interval_seconds", "task_retention_seconds")
+        for value in ("0", "-5", "abc", "1.5")
+    ),
+    ("version", "not a version", ["PEP 440"]),
+    ("author_email", "not-an-email", ["address"]),
+    ("author_email", "a@b", ["address"]),
+]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "rule_words"),
+    BAD_ANSWERS,
+    ids=[f"{variable}={value}" for variable, value, _ in BAD_ANSWERS],
+)
+def test_a_bad_answer_stops_the_bake_before_anything_is_written(
+    cookiecutter_cli, tmp_path, variable, value, rule_words
+):
+    result = cookiecutter_cli(tmp_path, f"{variable}={value}", check=False)
+
+    assert result.returncode != 0, result.stdout
+    first_line = result.stdout.lstrip("\n").splitlines()[0]
+    assert first_line.startswith(f"ERROR: {variable} "), result.stdout
+    assert value in first_line, first_line
+    for word in rule_words:
+        assert word.lower() in first_line.lower(), first_line
+    assert list(tmp_path.iterdir()) == [], "the half-made project was left behind"
+
+
+# Typed at the prompts, so cookiecutter does not render them (CLI key=value
+# answers are rendered by cookiecutter itself, T3).
+AWKWARD_NAME = 'It\'s "quoted" \\ back\\slash {{ 7*7 }}'
+AWKWARD_DESCRIPTION = (
+    "Say \"hi\" it's {{ 7*7 }} {{ 'jinja' ~ 'ran' }} {% if true %}yes{% endif %}"
+    " {# note #} \\n \\\\ \"\"\" ''' done"
+)
+# The derived default slug: every run of other characters becomes "_", and
+# 7*7 stays two sevens (49 would mean the name was rendered).
+AWKWARD_SLUG = "it_s_quoted_back_slash_7_7"
+
+
+def typed_answers(answers):
+    """One line per question, in cookiecutter.json order; empty takes the default."""
+    variables = [name for name in COOKIECUTTER_JSON if not name.startswith("_")]
+    unknown = set(answers) - set(variables)
+    assert not unknown, f"no such questions: {unknown}"
+    return "".join(f"{answers.get(name, '')}\n" for name in variables)
+
+
+# The awkward bake is shared: keep its tests on one xdist worker.
+awkward = pytest.mark.xdist_group("awkward-project")
+
+
+@pytest.fixture(scope="module")
+def awkward_project(cookiecutter_cli, tmp_path_factory):
+    output_dir = tmp_path_factory.mktemp("awkward")
+    cookiecutter_cli(
+        output_dir,
+        input=typed_answers({"project_name": AWKWARD_NAME, "description": AWKWARD_DESCRIPTION}),
+    )
+    return output_dir / AWKWARD_SLUG
+
+
+@awkward
+def test_awkward_typed_answers_bake_with_nothing_evaluated(awkward_project):
+    assert awkward_project.is_dir(), f"expected {AWKWARD_SLUG}/ (the name was rendered?)"
+    with (awkward_project / "pyproject.toml").open("rb") as file:
+        project = tomllib.load(file)["project"]
+    assert project["name"] == AWKWARD_SLUG
+    assert project["description"] == AWKWARD_DESCRIPTION
+    for path in awkward_project.rglob("*"):
+        if path.is_file():
+            text = path.read_text(encoding="utf-8")
+            assert "jinjaran" not in text, f"{path}: a typed answer was rendered"
+            assert "slash 49" not in text, f"{path}: a typed answer was rendered"
+
+
+@awkward
+def test_awkward_typed_answers_appear_verbatim_where_prose_uses_them(awkward_project):
+    readme = (awkward_project / "README.md").read_text(encoding="utf-8")
+    assert AWKWARD_NAME in readme, "the README does not show the project name as typed"
+
+
+@awkward
+def test_awkward_typed_answers_keep_ruff_clean(awkward_project):
+    for command in (["check", "--no-cache"], ["format", "--check", "--no-cache"]):
+        run([*RUFF, *command, "."], awkward_project)
+
+
+@awkward
+def test_awkward_typed_answers_keep_the_baked_tests_passing(awkward_project):
+    run(
+        [PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        awkward_project,
+        env=clean_env(PYTHONPATH=str(awkward_project / "src")),
+    )
+
+
+def test_an_empty_author_email_is_left_out(cookiecutter_cli, tmp_path):
+    cookiecutter_cli(tmp_path, "author_email=")
+    project = tomllib.loads((tmp_path / "async_flask_service" / "pyproject.toml").read_text())
+    assert project["project"]["authors"] == [{"name": "Your Name"}]

@@ -1,0 +1,180 @@
+"""T4 for every supported combination: the project reads as if written by hand.
+
+Each combination of ``rest_layer`` and ``task_backend`` in cookiecutter.json is
+baked; a choice added there is baked here too.
+"""
+
+import json
+import re
+
+import pytest
+import tomllib
+
+from conftest import CHOICES, PYTHON, RUFF, clean_env, run
+
+LEFTOVER_TEMPLATE_SYNTAX = re.compile(r"\{\{|\{%|\{#|cookiecutter\.[A-Za-z_]")
+
+# What betrays each option in code and configuration: patterns that only
+# that option's files hold, and the distribution it adds to the dependencies.
+# A choice without an entry is recognised by its own name.
+OPTION_MARKERS = {
+    "rest_layer": {
+        "flask-restful": {"patterns": [r"flask[_-]restful"], "distribution": "flask-restful"},
+        # Blueprints serve flask-restful too; MethodView classes are plain Flask's.
+        "flask": {"patterns": [r"\bflask\.views\b"], "distribution": None},
+    },
+    "task_backend": {
+        "threads": {"patterns": [r"\bThreadBackend\b"], "distribution": None},
+    },
+}
+
+# Prose may point to the other options (T4); code and configuration may not.
+PROSE_SUFFIXES = {".md", ".rst", ".txt"}
+
+
+def markers(variable, choice):
+    default = {
+        "patterns": [re.escape(choice), re.escape(choice.replace("-", "_"))],
+        "distribution": choice,
+    }
+    return OPTION_MARKERS.get(variable, {}).get(choice, default)
+
+
+def text_files(project):
+    for path in sorted(project.rglob("*")):
+        if path.is_file():
+            try:
+                yield path, path.read_text(encoding="utf-8")
+            except UnicodeDecodeError:
+                continue
+
+
+def dependency_names(project):
+    with (project / "pyproject.toml").open("rb") as file:
+        pyproject = tomllib.load(file)
+    requirements = list(pyproject["project"].get("dependencies", []))
+    for extra in pyproject["project"].get("optional-dependencies", {}).values():
+        requirements += extra
+    names = set()
+    for requirement in requirements:
+        name = re.match(r"[A-Za-z0-9._-]+", requirement).group()
+        names.add(re.sub(r"[-_.]+", "-", name).lower())
+    return names
+
+
+def slug_of(project):
+    return project.name
+
+
+def test_no_template_syntax_is_left_over(baked, combination):
+    project = baked(combination)
+    leftovers = [
+        f"{path.relative_to(project)}:{number}: {line.strip()}"
+        for path, text in text_files(project)
+        for number, line in enumerate(text.splitlines(), start=1)
+        if LEFTOVER_TEMPLATE_SYNTAX.search(line)
+    ]
+    assert not leftovers, "template syntax left over:\n" + "\n".join(leftovers)
+    names = [str(path.relative_to(project)) for path in project.rglob("*")]
+    assert not [name for name in names if "{" in name or "cookiecutter" in name]
+
+
+def test_pyproject_parses_and_names_the_slug(baked, combination):
+    project = baked(combination)
+    with (project / "pyproject.toml").open("rb") as file:
+        pyproject = tomllib.load(file)
+    assert pyproject["project"]["name"] == slug_of(project)
+    assert (project / "src" / slug_of(project) / "__init__.py").is_file()
+
+
+@pytest.mark.parametrize("command", [["check"], ["format", "--check"]], ids=" ".join)
+def test_ruff_is_clean(baked, combination, command):
+    run([*RUFF, *command, "--no-cache", "."], baked(combination))
+
+
+def test_nothing_of_an_option_not_chosen(baked, combination):
+    project = baked(combination)
+    code_and_config = [
+        (path, text) for path, text in text_files(project) if path.suffix not in PROSE_SUFFIXES
+    ]
+    dependencies = dependency_names(project)
+    for variable, chosen in combination.items():
+        for other in CHOICES[variable]:
+            if other == chosen:
+                continue
+            other_markers = markers(variable, other)
+            for pattern in other_markers["patterns"]:
+                found = [
+                    str(path.relative_to(project))
+                    for path, text in code_and_config
+                    if re.search(pattern, text)
+                ]
+                assert not found, f"{variable}={other} ({pattern}) shows in {found}"
+            if other_markers["distribution"]:
+                assert other_markers["distribution"] not in dependencies
+
+
+def test_the_chosen_rest_layer_is_the_routes_module(baked, combination):
+    project = baked(combination)
+    package = project / "src" / slug_of(project)
+    routes = (package / "routes.py").read_text(encoding="utf-8")
+    chosen = markers("rest_layer", combination["rest_layer"])
+    assert any(re.search(pattern, routes) for pattern in chosen["patterns"])
+    if chosen["distribution"]:
+        assert chosen["distribution"] in dependency_names(project)
+    assert (project / "tests" / "test_rest_layer.py").is_file()
+    assert not (package / "_rest_layers").exists()
+    assert not (project / "tests" / "_rest_layers").exists()
+
+
+def test_only_the_chosen_task_backend_is_kept(baked, combination):
+    project = baked(combination)
+    backends = project / "src" / slug_of(project) / "tasks" / "backends"
+    modules = {path.name for path in backends.glob("*.py")}
+    assert modules == {"__init__.py", f"{combination['task_backend']}.py"}
+
+
+def test_baked_settings_defaults_by_default(baked, combination):
+    project = baked(combination)
+    assert baked_settings(project) == {
+        "TASK_CLEANUP_INTERVAL": 60,
+        "TASK_RETENTION": 300,
+    }
+
+
+def test_baked_seconds_land_in_the_settings(bake):
+    project = bake(cleanup_interval_seconds=7, task_retention_seconds=4321)
+    assert baked_settings(project) == {"TASK_CLEANUP_INTERVAL": 7, "TASK_RETENTION": 4321}
+
+
+def baked_settings(project):
+    """The baked seconds, read by the baked package itself in a subprocess.
+
+    Both the ``DEFAULTS`` of its settings module and the config of an app made
+    by ``create_app()`` must hold them.
+    """
+    slug = slug_of(project)
+    script = (
+        "import json\n"
+        f"from {slug} import create_app\n"
+        f"from {slug}.settings import DEFAULTS\n"
+        "keys = ('TASK_CLEANUP_INTERVAL', 'TASK_RETENTION')\n"
+        "app = create_app({'TESTING': True})\n"
+        "print(json.dumps([{k: DEFAULTS[k] for k in keys}, {k: app.config[k] for k in keys}]))\n"
+    )
+    result = run(
+        [PYTHON, "-c", script], project, env=clean_env(PYTHONPATH=str(project / "src")), timeout=60
+    )
+    defaults, config = json.loads(result.stdout.strip().splitlines()[-1])
+    assert defaults == config
+    return defaults
+
+
+def test_the_baked_test_suite_passes(baked, combination):
+    project = baked(combination)
+    run(
+        [PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        project,
+        env=clean_env(PYTHONPATH=str(project / "src")),
+        timeout=300,
+    )
