@@ -55,3 +55,19 @@ def test_unknown_route_and_method_answer_problems(client):
     assert response.status_code == 405
     assert response.content_type == "application/problem+json"
     assert "GET" in response.headers["Allow"]
+
+
+def test_failed_task_monitor_carries_its_problem(client, poll_done):
+    key = {"Idempotency-Key": "crash-1"}
+    location = client.get("/async/crash", headers=key).headers["Location"]
+    poll_done(client, location)
+    # A repeated submit answers the task's monitor rather than its answer.
+    monitor = client.get("/async/crash", headers=key).get_json()
+    assert monitor["status"] == "failed"
+    assert monitor["error"] == {
+        "type": "about:blank",
+        "title": "Internal Server Error",
+        "status": 500,
+        "detail": monitor["error"]["detail"],
+    }
+    assert "secret database password" not in monitor["error"]["detail"]
