@@ -20,6 +20,12 @@ def wait_for(condition, timeout=5.0, what="the condition"):
         time.sleep(0.002)
 
 
+def comparable(response):
+    """Status, headers (but Task-Status) and body: what must equal the synchronous answer."""
+    headers = sorted((k, v) for k, v in response.headers.items() if k != "Task-Status")
+    return response.status_code, headers, response.get_data()
+
+
 class FakeClock:
     """A clock that moves only when a test says so."""
 

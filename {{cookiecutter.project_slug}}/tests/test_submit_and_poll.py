@@ -3,6 +3,7 @@
 import re
 
 import pytest
+from helpers import comparable
 
 RFC3339_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 MONITOR_KEYS = {"id", "status", "status_url", "created_at", "updated_at", "progress"}
@@ -42,11 +43,6 @@ def test_poll_answers_the_views_own_response_once_done(client, gate, poll_done):
     assert done.status_code == 200
     assert done.get_data(as_text=True) == "released"
     assert done.headers["Task-Status"] == "succeeded"
-
-
-def comparable(response):
-    headers = sorted((k, v) for k, v in response.headers.items() if k != "Task-Status")
-    return response.status_code, headers, response.get_data()
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 import pytest
 from flask import Blueprint
 from flask_restful import Resource, abort
+from helpers import comparable
 
 from {{ cookiecutter.project_slug }} import async_api
 from {{ cookiecutter.project_slug }}.routes import ProblemApi
@@ -30,17 +31,12 @@ def client(make_app):
     return app.test_client()
 
 
-def answer(response):
-    headers = sorted((k, v) for k, v in response.headers.items() if k != "Task-Status")
-    return response.status_code, headers, response.get_data()
-
-
 @pytest.mark.parametrize("name", ["gear", "missing"])
 def test_resource_method_answers_as_it_would_synchronously(client, poll_done, name):
     submitted = client.get(f"/async/widgets/{name}")
     assert submitted.status_code == 202
     done = poll_done(client, submitted.headers["Location"])
-    assert answer(done) == answer(client.get(f"/sync/widgets/{name}"))
+    assert comparable(done) == comparable(client.get(f"/sync/widgets/{name}"))
 
 
 def test_errors_in_resources_are_problems(client, poll_done):
