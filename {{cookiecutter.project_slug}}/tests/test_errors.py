@@ -4,6 +4,8 @@ import logging
 
 import pytest
 
+from {{ cookiecutter.project_slug }} import async_api
+
 
 def test_http_error_finishes_with_that_error(client, poll_done):
     synchronous = client.get("/sync/teapot")
@@ -71,3 +73,19 @@ def test_failed_task_monitor_carries_its_problem(client, poll_done):
         "detail": monitor["error"]["detail"],
     }
     assert "secret database password" not in monitor["error"]["detail"]
+
+
+def test_a_view_that_exits_still_ends_failed_and_the_worker_goes_on(make_app, poll_done):
+    app = make_app(TASK_MAX_WORKERS=1)
+
+    @app.get("/exits")
+    @async_api
+    def exits():
+        raise SystemExit(3)
+
+    client = app.test_client()
+    done = poll_done(client, client.get("/exits").headers["Location"])
+    assert done.status_code == 500
+    assert done.headers["Task-Status"] == "failed"
+    # The single worker survived and takes the next task.
+    assert poll_done(client, client.get("/async/echo/a").headers["Location"]).status_code == 200

@@ -195,10 +195,15 @@ class AsyncTasks:
             return  # cancelled while it waited
         token = running_task.set((self.store, task))
         try:
-            status, response, error = self._replay(task)
+            outcome = self._replay(task)
+        except BaseException:
+            # _replay turns every Exception into an answer; this is SystemExit
+            # or the like. The task must still end, and the worker go on.
+            self.app.logger.exception("Task %s was stopped by its own code", task.id)
+            outcome = (FAILED, None, problem_for_exception(None))
         finally:
             running_task.reset(token)
-        self.store.finish(task, status, response, error)
+        self.store.finish(task, *outcome)
 
     def _replay(self, task):
         """Run the request again, as Flask would, short of ``after_request``.
@@ -264,8 +269,9 @@ class AsyncTasks:
         return self._monitor_response(task, 202)
 
     def _monitor_response(self, task, status_code):
+        status = task.status  # read once: another thread may change it
         status_url = f"{request.script_root}/status/{task.id}"
-        headers = {"Task-Status": task.status}
+        headers = {"Task-Status": status}
         if status_code == 202:
             headers["Location"] = status_url
             headers["Retry-After"] = self.retry_after
@@ -273,7 +279,7 @@ class AsyncTasks:
         updated_at = created_at if task.updated_at == task.created_at else _rfc3339(task.updated_at)
         body = {
             "id": task.id,
-            "status": task.status,
+            "status": status,
             "status_url": status_url,
             "created_at": created_at,
             "updated_at": updated_at,
