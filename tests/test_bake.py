@@ -7,8 +7,12 @@ baked; a choice added there is baked here too.
 import json
 import re
 
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
 import pytest
-import tomllib
 
 from conftest import CHOICES, PYTHON, RUFF, clean_env, run
 
