@@ -1,17 +1,21 @@
 """Check the answers before anything is written.
 
-Answers arrive as data: each is rendered through ``tojson`` into a Python
-string literal, so quotes, backslashes or template syntax in them can neither
-break this script nor run. A bad answer prints one ``ERROR:`` line that names
+Answers arrive as data: rendered through ``tojson`` into one JSON document in
+a raw string literal (``tojson`` escapes its quotes), so quotes, backslashes,
+emoji or template syntax in them can neither break this script nor run. A bad answer prints one ``ERROR:`` line that names
 the variable, the value and the rule, and exits 1; cookiecutter then removes
 the half-made project folder.
 """
 
+import json
 import keyword
 import re
 import sys
+import unicodedata
 
 SLUG_PATTERN = re.compile(r"^[a-z_][a-z0-9_]*$")
+# A distribution name must also start and end with a letter or digit (PEP 508).
+DISTRIBUTION_PATTERN = re.compile(r"^[a-z](.*[a-z0-9])?$")
 # What packaging tools accept as an author's address (or leave it empty).
 EMAIL_PATTERN = re.compile(r"^([^@\s\"(),:;<>\[\\\]]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+)?$")
 # PEP 440's canonical public version (Appendix B).
@@ -22,16 +26,18 @@ VERSION_PATTERN = re.compile(
 
 # Import names the baked project, its tests or its tools depend on: a package
 # of the same name would shadow them.
-DEPENDENCY_NAMES = {
+RESERVED_NAMES = {
     "aniso8601",
     "apispec",
     "blinker",
     "celery",
     "click",
+    "conftest",
     "flask",
     "flask_restful",
     "flask_smorest",
     "gunicorn",
+    "helpers",
     "itsdangerous",
     "jinja2",
     "kombu",
@@ -52,22 +58,29 @@ DEPENDENCY_NAMES = {
     "werkzeug",
 }
 
-ANSWERS = {
-    "project_slug": {{ cookiecutter.project_slug | tojson }},
-    "cleanup_interval_seconds": {{ cookiecutter.cleanup_interval_seconds | string | tojson }},
-    "task_retention_seconds": {{ cookiecutter.task_retention_seconds | string | tojson }},
-    "version": {{ cookiecutter.version | tojson }},
-    "author_email": {{ cookiecutter.author_email | tojson }},
-}
+ANSWERS = json.loads(
+    r'{{ {
+        "project_name": cookiecutter.project_name,
+        "project_slug": cookiecutter.project_slug,
+        "description": cookiecutter.description,
+        "author_name": cookiecutter.author_name,
+        "author_email": cookiecutter.author_email,
+        "version": cookiecutter.version,
+        "cleanup_interval_seconds": cookiecutter.cleanup_interval_seconds | string,
+        "task_retention_seconds": cookiecutter.task_retention_seconds | string,
+    } | tojson }}'
+)
 
 
 def slug_problem(slug):
     """Say what is wrong with ``slug`` as an import name, or return None."""
     if not SLUG_PATTERN.match(slug):
         return "must match ^[a-z_][a-z0-9_]*$ (lower case letters, digits, underscores; no leading digit)"
+    if not DISTRIBUTION_PATTERN.match(slug):
+        return "must start with a letter and end with a letter or digit, to be a distribution name"
     if keyword.iskeyword(slug):
         return "must not be a Python keyword"
-    if slug in DEPENDENCY_NAMES or slug in getattr(sys, "stdlib_module_names", ()):
+    if slug in RESERVED_NAMES or slug in getattr(sys, "stdlib_module_names", ()):
         return "must not shadow a module the project imports (standard library or a dependency)"
     return None
 
@@ -94,11 +107,19 @@ def email_problem(email):
     return None
 
 
+def text_problem(text):
+    """Say what is wrong with free ``text`` (a name, a description), or return None."""
+    if any(unicodedata.category(character) == "Cc" for character in text):
+        return "must not contain control characters"
+    return None
+
+
 def main():
     problems = [
         ("project_slug", slug_problem(ANSWERS["project_slug"])),
         ("version", version_problem(ANSWERS["version"])),
         ("author_email", email_problem(ANSWERS["author_email"])),
+        *((name, text_problem(ANSWERS[name])) for name in ("project_name", "description", "author_name")),
     ]
     for name in ("cleanup_interval_seconds", "task_retention_seconds"):
         problems.append((name, seconds_problem(ANSWERS[name])))

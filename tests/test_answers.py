@@ -20,6 +20,9 @@ BAD_ANSWERS = [
     ("project_slug", "flask", ["shadow"]),
     ("project_slug", "celery", ["shadow"]),
     ("project_slug", "json", ["shadow"]),
+    ("project_slug", "helpers", ["shadow"]),
+    ("project_slug", "_svc", ["distribution name"]),
+    ("project_slug", "svc_", ["distribution name"]),
     *(
         (name, value, ["positive whole number"])
         for name in ("cleanup_interval_seconds", "task_retention_seconds")
@@ -123,3 +126,28 @@ def test_an_empty_author_email_is_left_out(cookiecutter_cli, tmp_path):
     cookiecutter_cli(tmp_path, "author_email=")
     project = tomllib.loads((tmp_path / "async_flask_service" / "pyproject.toml").read_text())
     assert project["project"]["authors"] == [{"name": "Your Name"}]
+
+
+def test_a_name_without_letters_or_digits_says_the_slug_needs_them(cookiecutter_cli, tmp_path):
+    result = cookiecutter_cli(tmp_path, "project_name=!!!", check=False)
+    assert result.returncode != 0
+    first_line = result.stdout.lstrip("\n").splitlines()[0]
+    assert first_line.startswith("ERROR: project_slug 'no-letters-or-digits-in-project_name'")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_characters_beyond_the_basic_plane_stay_valid_toml(cookiecutter_cli, tmp_path):
+    description = 'Rocket \U0001f680 "quoted" it\'s \\ done'
+    cookiecutter_cli(tmp_path, f"description={description}", "author_name=Zo\u00eb \U0001f600")
+    with (tmp_path / "async_flask_service" / "pyproject.toml").open("rb") as file:
+        project = tomllib.load(file)["project"]
+    assert project["description"] == description
+    assert project["authors"][0]["name"] == "Zo\u00eb \U0001f600"
+
+
+def test_control_characters_in_free_text_stop_the_bake(cookiecutter_cli, tmp_path):
+    result = cookiecutter_cli(tmp_path, "description=tab\there", check=False)
+    assert result.returncode != 0
+    first_line = result.stdout.lstrip("\n").splitlines()[0]
+    assert first_line == "ERROR: description 'tab\\there' must not contain control characters."
+    assert list(tmp_path.iterdir()) == []

@@ -3,8 +3,21 @@
 import math
 import os
 
+
+def _setting(key, default, convert, rule):
+    """The environment variable ``key`` as a number; stop at once, naming it, if it is not."""
+    value = os.environ.get(key, default)
+    try:
+        number = convert(value)
+    except ValueError:
+        number = None
+    if number is None or not math.isfinite(number) or number <= 0:
+        raise SystemExit(f"{key} must be {rule}, got {value!r}")
+    return number
+
+
 wsgi_app = "{{ cookiecutter.project_slug }}:create_app()"
-bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
+bind = f"{os.environ.get('HOST', '127.0.0.1')}:{_setting('PORT', '8000', int, 'a port number')}"
 
 # One worker process. With the threads backend a task lives in the memory of
 # the process that took it: with two workers, a poll that reaches the other
@@ -12,11 +25,13 @@ bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 # Scale with threads here, and with TASK_MAX_WORKERS for the tasks themselves.
 workers = 1
 worker_class = "gthread"
-threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+threads = _setting("GUNICORN_THREADS", "8", int, "a whole number >= 1")
 
 # On SIGTERM running tasks get as long to finish as the app allows them
 # (TASK_SHUTDOWN_TIMEOUT), and the server waits that long before it kills.
-graceful_timeout = math.ceil(float(os.environ.get("FLASK_TASK_SHUTDOWN_TIMEOUT", "30")))
+graceful_timeout = math.ceil(
+    _setting("FLASK_TASK_SHUTDOWN_TIMEOUT", "30", float, "a number of seconds > 0")
+)
 
 # The app must load in the worker, not in the arbiter before the fork: its
 # cleaner and worker threads would not survive a fork.

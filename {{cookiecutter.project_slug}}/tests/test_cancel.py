@@ -81,6 +81,7 @@ def test_finished_task_is_forgotten_at_once(client, poll_done):
     forgotten = client.delete(location)
     assert forgotten.status_code == 204
     assert forgotten.get_data() == b""
+    assert "Content-Type" not in forgotten.headers
     assert client.get(location).status_code == 404
 
 

@@ -42,6 +42,18 @@ def test_unknown_or_malformed_id_is_a_404_problem(client, task_id):
     assert "Task-Status" not in response.headers
 
 
+@pytest.mark.parametrize("suffix", ["", "/", "/a/b", "/{id}/", "/{id}/more"])
+def test_malformed_status_urls_answer_404_and_start_nothing(client, engine, suffix, poll_done):
+    task_id = client.get("/async/echo/a").get_json()["id"]
+    poll_done(client, f"/status/{task_id}")
+    for method in ("GET", "DELETE"):
+        response = client.open(f"/status{suffix.format(id=task_id)}", method=method)
+        assert response.status_code == 404
+        assert response.content_type == "application/problem+json"
+        assert "Task-Status" not in response.headers
+    assert len(engine.store) == 1
+
+
 def test_ids_are_long_random_and_have_no_slash(make_app):
     client = make_app(TASK_MAX_QUEUED=100).test_client()
     ids = {client.get("/async/echo/a").get_json()["id"] for _ in range(50)}

@@ -5,7 +5,7 @@ import secrets
 from flask import Flask
 from werkzeug.exceptions import HTTPException
 
-from . import routes, settings
+from . import settings
 from .tasks import AsyncTasks
 from .tasks.problems import http_error_handler
 
@@ -26,5 +26,9 @@ def create_app(config=None):
         )
     app.register_error_handler(HTTPException, http_error_handler)
     AsyncTasks(app)
+    # Imported here, once the package is whole, so that routes.py (and modules
+    # it imports) can use ``from {{ cookiecutter.project_slug }} import async_api``.
+    from . import routes
+
     routes.init_app(app)
     return app

@@ -4,7 +4,7 @@ from flask import Blueprint
 from flask.views import MethodView
 
 from .example import work_on
-from .tasks import STATUS_RULE, async_api, task_engine
+from .tasks import STATUS_RULES, async_api, task_engine
 
 bp = Blueprint("api", __name__)
 
@@ -20,10 +20,10 @@ class Answer(MethodView):
 class TaskStatus(MethodView):
     """Poll a task (``GET``) or cancel it (``DELETE``)."""
 
-    def get(self, task_id):
+    def get(self, task_id=""):
         return task_engine().status_response(task_id)
 
-    def delete(self, task_id):
+    def delete(self, task_id=""):
         return task_engine().cancel_response(task_id)
 
 
@@ -35,7 +35,9 @@ def health():
 answer = Answer.as_view("answer")
 bp.add_url_rule("/", view_func=answer, defaults={"path": ""})
 bp.add_url_rule("/<path:path>", view_func=answer)
-bp.add_url_rule(STATUS_RULE, view_func=TaskStatus.as_view("task_status"))
+task_status = TaskStatus.as_view("task_status")
+for rule in STATUS_RULES:
+    bp.add_url_rule(rule, view_func=task_status)
 
 
 def init_app(app):

@@ -3,7 +3,7 @@
 from flask_restful import Api, Resource
 
 from .example import work_on
-from .tasks import STATUS_RULE, async_api, task_engine
+from .tasks import STATUS_RULES, async_api, task_engine
 
 
 class ProblemApi(Api):
@@ -29,10 +29,10 @@ class Answer(Resource):
 class TaskStatus(Resource):
     """Poll a task (``GET``) or cancel it (``DELETE``)."""
 
-    def get(self, task_id):
+    def get(self, task_id=""):
         return task_engine().status_response(task_id)
 
-    def delete(self, task_id):
+    def delete(self, task_id=""):
         return task_engine().cancel_response(task_id)
 
 
@@ -44,5 +44,5 @@ class Health(Resource):
 def init_app(app):
     api = ProblemApi(app)
     api.add_resource(Health, "/health")
-    api.add_resource(TaskStatus, STATUS_RULE)
+    api.add_resource(TaskStatus, *STATUS_RULES)
     api.add_resource(Answer, "/", "/<path:path>")

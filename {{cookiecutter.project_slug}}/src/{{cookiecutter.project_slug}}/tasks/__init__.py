@@ -2,11 +2,11 @@
 
 from .context import current_task
 from .decorator import async_api
-from .engine import EXTENSION_KEY, STATUS_RULE, AsyncTasks, task_engine
+from .engine import EXTENSION_KEY, STATUS_RULES, AsyncTasks, task_engine
 
 __all__ = [
     "EXTENSION_KEY",
-    "STATUS_RULE",
+    "STATUS_RULES",
     "AsyncTasks",
     "async_api",
     "current_task",

@@ -1,6 +1,6 @@
 """The task engine: one per app, in ``app.extensions["async_api"]``.
 
-It knows nothing of REST layers. A layer routes ``STATUS_RULE`` to
+It knows nothing of REST layers. A layer routes ``STATUS_RULES`` to
 ``status_response`` and ``cancel_response``; ``async_api`` views call
 ``submit``. Every task is replayed through the app in a worker thread, and
 what the view answered is kept until the cleaner drops it.
@@ -26,7 +26,10 @@ from .snapshot import RequestSnapshot, ResponseSnapshot
 from .store import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, Task, TaskStore
 
 EXTENSION_KEY = "async_api"
-STATUS_RULE = "/status/<task_id>"
+# Every URL under /status is the status resource's: a malformed one (no id, a
+# trailing slash, a slash inside) must answer 404, not fall through to a
+# catch-all route and start a task.
+STATUS_RULES = ("/status", "/status/", "/status/<path:task_id>")
 
 BUSY_PROBLEM = problem(
     503,
@@ -162,7 +165,9 @@ class AsyncTasks:
         if previous == RUNNING:
             return self._monitor_response(task, 202)
         self.store.discard(task)
-        return Response(status=204)
+        forgotten = Response(status=204)
+        del forgotten.headers["Content-Type"]  # there is no content
+        return forgotten
 
     # -- lifecycle ------------------------------------------------------
 

