@@ -1,0 +1,283 @@
+"""The benchmark (CONTRACT B1-B3): what ``@async_api`` costs in the baked service.
+
+Run from a checkout of the template::
+
+    python bench/run.py            # the full run, about 2 minutes
+    python bench/run.py --quick    # tiny counts, to check that it works
+
+It bakes the default project into a temporary folder, installs it into a fresh
+venv, serves it with gunicorn and the baked ``gunicorn.conf.py`` on 127.0.0.1,
+and prints one Markdown table: every figure beside its reference measured in
+the same run, the original design's figure and the target (issue 4). It exits
+non-zero only when it could not measure; a missed target is a row of the table.
+"""
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from load import Generator, python_load
+from project import BenchError, Server, bake, http_get, install, write_apps
+from table import print_report
+
+BENCH_DIR = Path(__file__).resolve().parent
+
+# The original design's setup: gunicorn gthread, 1 worker x 8 threads, 8 connections.
+CONNECTIONS = 8
+# Settings of the service under load: no 503s, nothing expires during the run,
+# and a graceful timeout of 5 s, the original design's, for a slow shutdown to show.
+SERVICE_ENV = {
+    "GUNICORN_THREADS": "8",
+    "FLASK_SECRET_KEY": "bench",
+    "FLASK_TASK_MAX_QUEUED": "1000000",
+    "FLASK_TASK_RETENTION": "3600",
+    "FLASK_TASK_SHUTDOWN_TIMEOUT": "5",
+    "BENCH_SLOW_SECONDS": "2",
+}
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much each figure measures: a full run, or a quick one for the smoke test."""
+
+    load_seconds: int
+    retained_tasks: int
+    slow_tasks: int
+    cleaner_tasks: int
+    shutdown_rounds: int
+
+
+FULL = Sizes(
+    load_seconds=10, retained_tasks=20_000, slow_tasks=500, cleaner_tasks=100_000, shutdown_rounds=3
+)
+QUICK = Sizes(
+    load_seconds=1, retained_tasks=500, slow_tasks=50, cleaner_tasks=2_000, shutdown_rounds=1
+)
+
+
+def held_tasks(server):
+    """``{"held", "unfinished", "max_workers"}`` of the service under load."""
+    status, body = http_get(f"{server.url}/bench/tasks")
+    if status != 200:
+        raise BenchError(f"/bench/tasks answered {status}")
+    return json.loads(body)
+
+
+def wait_until_finished(server, timeout=60):
+    """Wait until every task the service holds has finished."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if held_tasks(server)["unfinished"] == 0:
+            return
+        time.sleep(0.05)  # poll interval
+    raise BenchError(f"tasks were still unfinished after {timeout} s")
+
+
+def finished_instant_task(server, timeout=10):
+    """The status path of one instant task, once it has finished."""
+    status, body = http_get(f"{server.url}/instant")
+    if status != 202:
+        raise BenchError(f"/instant answered {status}, not 202")
+    status_path = json.loads(body)["status_url"]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status, _ = http_get(f"{server.url}{status_path}")
+        if status == 200:
+            return status_path
+        time.sleep(0.01)  # poll interval
+    raise BenchError(f"the instant task {status_path} did not finish in {timeout} s")
+
+
+def peak_threads(server, load, settle=0.5):
+    """Run ``load()`` while sampling the worker's OS threads; return ``(peak, load's result)``.
+
+    Sampling goes on for ``settle`` seconds after the load, in case threads
+    start late.
+    """
+    peak = server.threads()
+    stop = threading.Event()
+
+    def sample():
+        nonlocal peak
+        while not stop.wait(0.002):
+            peak = max(peak, server.threads())
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        result = load()
+        stop.wait(settle)
+    finally:
+        stop.set()
+        sampler.join(5)
+    return peak, result
+
+
+def measure_service(generator, server, sizes):
+    """Figures 1 to 4 on the service under load, in this order, on one server."""
+    results = {"idle_threads": server.threads()}
+    url = server.url
+    # Warm up: imports, the task pool's threads, the first finished task.
+    python_load(f"{url}/plain", 10, CONNECTIONS, requests=200)
+    python_load(f"{url}/instant", 10, CONNECTIONS, requests=200)
+    status_path = finished_instant_task(server)
+    wait_until_finished(server)
+
+    # Each task route right after its plain reference, so both run on the
+    # same state of the process (the submits leave thousands of tasks held).
+    progress("load: plain, then submit")
+    rss = server.rss()
+    results["plain_submit"] = generator.measure(f"{url}/plain", sizes.load_seconds, CONNECTIONS)
+    results["plain_rss_growth"] = server.rss() - rss
+    results["submit"] = generator.measure(f"{url}/instant", sizes.load_seconds, CONNECTIONS)
+    wait_until_finished(server)
+    progress("load: plain, then poll")
+    results["plain_poll"] = generator.measure(f"{url}/plain", sizes.load_seconds, CONNECTIONS)
+    results["poll"] = generator.measure(f"{url}{status_path}", sizes.load_seconds, CONNECTIONS)
+
+    progress(f"memory: {sizes.retained_tasks} instant tasks")
+    before_rss, before = server.rss(), held_tasks(server)["held"]
+    filled = python_load(f"{url}/instant", 120, CONNECTIONS, requests=sizes.retained_tasks)
+    wait_until_finished(server)
+    retained = held_tasks(server)["held"] - before
+    results["memory"] = {"tasks": retained, "growth": server.rss() - before_rss, "load": filled}
+
+    progress(f"threads: {sizes.slow_tasks} slow tasks")
+    results["slow_peak"], results["slow"] = peak_threads(
+        server, lambda: python_load(f"{url}/slow", 60, CONNECTIONS, requests=sizes.slow_tasks)
+    )
+    return results
+
+
+def measure_plain_threads(venv_python, project, workdir, sizes):
+    """The server's own threads: a plain Flask app under the same conf and load."""
+    server = Server("plain-threads", venv_python, project, workdir, "plain_app:app", SERVICE_ENV)
+    try:
+        server.start()
+        url = f"{server.url}/plain"
+        peak, _ = peak_threads(
+            server, lambda: python_load(url, 60, CONNECTIONS, requests=sizes.slow_tasks)
+        )
+        return peak
+    finally:
+        server.stop()
+
+
+def measure_shutdown(venv_python, project, workdir, sizes):
+    """Seconds from SIGTERM to exit of the idle service and of the plain app, median of rounds."""
+    apps = {"service": None, "plain": "plain_app:app"}  # None: the conf's own wsgi_app
+    seconds = {name: [] for name in apps}
+    for round_ in range(sizes.shutdown_rounds):
+        for name, app in apps.items():
+            server = Server(
+                f"{name}-sigterm-{round_}", venv_python, project, workdir, app, SERVICE_ENV
+            )
+            try:
+                server.start()
+                # Past the graceful timeout (5 s) the server is stuck: say so, do not wait.
+                took = server.terminate(timeout=15)
+                seconds[name].append(took if took is not None else float("inf"))
+            finally:
+                server.stop()
+    return {name: statistics.median(values) for name, values in seconds.items()}
+
+
+def measure_cleaner(venv_python, sizes):
+    """Figure 5, in a process of its own that imports the baked package."""
+    command = [
+        str(venv_python),
+        str(BENCH_DIR / "inprocess.py"),
+        "--tasks",
+        str(sizes.cleaner_tasks),
+    ]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    except subprocess.TimeoutExpired as error:
+        raise BenchError("the cleaner pass took over 120 s") from error
+    if result.returncode != 0:
+        raise BenchError(f"the cleaner pass failed:\n{result.stdout}{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def load_average():
+    """The machine's 1-minute load average: other work skews every figure."""
+    try:
+        return float(Path("/proc/loadavg").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
+def progress(message):
+    print(f"# {message}", file=sys.stderr, flush=True)
+
+
+def benchmark(template, sizes, load_choice, workdir):
+    """Every measurement; returns what the table needs."""
+    progress(f"baking {template}")
+    project = bake(template, workdir)
+    progress("installing the baked project into a fresh venv")
+    venv_python = install(project, workdir)
+    write_apps(workdir)
+    generator = Generator(load_choice)
+    progress(f"load generator: {generator.name}")
+    started_load = load_average()
+
+    service = Server("service", venv_python, project, workdir, "bench_app:app", SERVICE_ENV)
+    try:
+        service.start()
+        results = measure_service(generator, service, sizes)
+        results["max_workers"] = held_tasks(service)["max_workers"]
+        results["gunicorn_threads"] = int(SERVICE_ENV["GUNICORN_THREADS"])
+    except (BenchError, RuntimeError, OSError) as error:
+        raise BenchError(f"{error}\nThe end of the service's log:\n{service.log_tail()}") from error
+    finally:
+        service.stop()
+    progress("threads of a plain Flask app")
+    results["plain_threads"] = measure_plain_threads(venv_python, project, workdir, sizes)
+    progress("SIGTERM to exit")
+    results["shutdown"] = measure_shutdown(venv_python, project, workdir, sizes)
+    progress(f"cleaner pass over {sizes.cleaner_tasks} tasks")
+    results["cleaner"] = measure_cleaner(venv_python, sizes)
+    results["generator"] = generator.name
+    results["load_average"] = (started_load, load_average())
+    return results
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Benchmark the baked async Flask service.")
+    parser.add_argument("--quick", action="store_true", help="tiny counts: check that it runs")
+    parser.add_argument(
+        "--template",
+        type=Path,
+        default=BENCH_DIR.parent,
+        help="the template checkout to bake (default: the one holding bench/)",
+    )
+    parser.add_argument(
+        "--load",
+        choices=("auto", "wrk", "python"),
+        default="auto",
+        help="load generator: wrk (installed from apt when missing, as root), Python, "
+        "or auto: wrk if it can be had, else Python (default)",
+    )
+    args = parser.parse_args(argv)
+    sizes = QUICK if args.quick else FULL
+    started = time.monotonic()
+    try:
+        with tempfile.TemporaryDirectory(prefix="async-flask-bench-") as workdir:
+            results = benchmark(args.template.resolve(), sizes, args.load, Path(workdir))
+    except (BenchError, RuntimeError, OSError, ValueError) as error:
+        print(f"ERROR: could not measure: {error}", file=sys.stderr)
+        return 1
+    print_report(results, sizes, quick=args.quick, elapsed=time.monotonic() - started)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
