@@ -7,6 +7,7 @@ what the view answered is kept until the cleaner drops it.
 """
 
 import atexit
+import functools
 import hashlib
 import hmac
 import json
@@ -146,9 +147,7 @@ class AsyncTasks:
         if status in (QUEUED, RUNNING):
             return self._monitor_response(task, 202)
         if task.response is not None:
-            response = task.response.to_response()
-            response.headers["Task-Status"] = status
-            return response
+            return task.response.to_response()
         if status == CANCELLED:
             return self._monitor_response(task, 200)
         return problem_response(task.error, {"Task-Status": status})
@@ -226,7 +225,7 @@ class AsyncTasks:
                 except Exception as raised:
                     status, error = FAILED, problem_for_exception(raised)
                     rv = app.handle_user_exception(raised)
-                return status, ResponseSnapshot.capture(app.make_response(rv)), error
+                return status, ResponseSnapshot.capture(app.make_response(rv), status), error
             except Exception as unhandled:
                 app.log_exception(sys.exc_info())
                 return FAILED, self._server_error(unhandled), problem_for_exception(unhandled)
@@ -236,10 +235,10 @@ class AsyncTasks:
         app = self.app
         try:
             rv = app.handle_user_exception(InternalServerError(original_exception=error))
-            return ResponseSnapshot.capture(app.make_response(rv))
+            return ResponseSnapshot.capture(app.make_response(rv), FAILED)
         except Exception:
             app.log_exception(sys.exc_info())
-            return ResponseSnapshot.capture(problem_response(problem_for_exception(error)))
+            return ResponseSnapshot.capture(problem_response(problem_for_exception(error)), FAILED)
 
     # -- helpers --------------------------------------------------------
 
@@ -276,10 +275,9 @@ class AsyncTasks:
     def _monitor_response(self, task, status_code):
         status = task.status  # read once: another thread may change it
         status_url = f"{request.script_root}/status/{task.id}"
-        headers = {"Task-Status": status}
+        headers = [("Content-Type", "application/json"), ("Task-Status", status)]
         if status_code == 202:
-            headers["Location"] = status_url
-            headers["Retry-After"] = self.retry_after
+            headers += [("Location", status_url), ("Retry-After", self.retry_after)]
         created_at = _rfc3339(task.created_at)
         updated_at = created_at if task.updated_at == task.created_at else _rfc3339(task.updated_at)
         body = {
@@ -295,7 +293,7 @@ class AsyncTasks:
             body["progress"] = {"percent": percent, "message": message}
         if task.error is not None:
             body["error"] = task.error
-        return Response(json.dumps(body), status_code, headers, mimetype="application/json")
+        return Response(json.dumps(body), status_code, headers)
 
 
 def _fingerprint(snapshot):
@@ -315,8 +313,12 @@ def _fingerprint(snapshot):
 def _rfc3339(timestamp):
     """``2026-11-25T10:00:00.123Z``: RFC 3339, UTC, to the millisecond."""
     seconds = int(timestamp)
-    milliseconds = int((timestamp - seconds) * 1000)
-    return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(seconds))}.{milliseconds:03d}Z"
+    return f"{_utc_second(seconds)}.{int((timestamp - seconds) * 1000):03d}Z"
+
+
+@functools.lru_cache(maxsize=4)  # under load most times fall in the same second
+def _utc_second(seconds):
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
 
 
 @atexit.register

@@ -62,12 +62,16 @@ class ResponseSnapshot:
         self.body = body
 
     @classmethod
-    def capture(cls, response):
-        """Read ``response`` whole (a streamed body too) and close it."""
+    def capture(cls, response, task_status):
+        """Read ``response`` whole (a streamed body too) and close it.
+
+        ``Task-Status`` joins its headers now, once, rather than on each poll.
+        """
         try:
             response.direct_passthrough = False
             body = response.get_data()
-            return cls(_shared_head((response.status, tuple(response.headers.items()))), body)
+            headers = (*response.headers.items(), ("Task-Status", task_status))
+            return cls(_shared_head((response.status, headers)), body)
         finally:
             response.close()
 
