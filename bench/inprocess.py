@@ -72,7 +72,7 @@ def fill(store, clock, count, expired):
     """
     tasks = {}
     # Captured as the engine captures a view's answer, so its layout is the engine's.
-    answer = ResponseSnapshot.capture(Response(b"{}\n", mimetype="application/json"))
+    answer = ResponseSnapshot.capture(Response(b"{}\n", mimetype="application/json"), SUCCEEDED)
     for index in range(count):
         clock.now = LONG_AGO if index < expired else RECENTLY
         task = Task(secrets.token_urlsafe(16), None, None, clock.now)
