@@ -83,6 +83,7 @@ def echo(**view_args):
         "header": request.headers.get("X-Test"),
         "json": request.get_json(silent=True),
         "data": request.get_data(as_text=True),
+        "form": request.form.to_dict(),
         "user": g.get("user"),
     }
 

@@ -36,12 +36,11 @@ def test_places_free_up_as_tasks_finish(make_app, gate, poll_done):
 
 
 def test_worker_threads_never_exceed_the_limit(make_app, gate):
-    import threading
-
     app = make_app(TASK_MAX_WORKERS=3, TASK_MAX_QUEUED=50)
     client = app.test_client()
-    before = threading.active_count()
     for _ in range(40):
         assert client.get("/async/held").status_code == 202
     gate.wait_entered(3)
-    assert threading.active_count() - before <= 3
+    backend = app.extensions["async_api"].backend
+    assert len(backend.workers) == 3
+    assert all(worker.is_alive() for worker in backend.workers)

@@ -2,6 +2,9 @@
 
 import threading
 
+from helpers import FakeClock
+
+RETENTION = {{ cookiecutter.task_retention_seconds | int }}
 SUBMITTERS = 8
 TASKS_EACH = 25
 
@@ -44,4 +47,43 @@ def test_concurrent_submits_polls_and_cleaner_passes_lose_no_task(app, engine, p
     assert len(set(ids)) == SUBMITTERS * TASKS_EACH
     client = app.test_client()
     assert all(client.get(f"/status/{task_id}").status_code == 200 for task_id in ids)
+    assert len(engine.store) == SUBMITTERS * TASKS_EACH
+
+
+def test_cleaner_removals_race_with_submits_and_polls(make_app, poll_done):
+    app = make_app(TASK_MAX_QUEUED=300)
+    client, engine = app.test_client(), app.extensions["async_api"]
+    engine.clock = clock = FakeClock()
+    old = [client.get(f"/async/echo/old-{i}").headers["Location"] for i in range(200)]
+    for location in old:
+        poll_done(client, location)
+    clock.advance(RETENTION + 1)  # every old task has expired; new ones have not
+    stop_cleaning = threading.Event()
+    failures = []
+
+    def clean():
+        while not stop_cleaning.is_set():
+            engine.cleaner.run_pass()
+
+    def submit_and_poll(n):
+        own_client = app.test_client()
+        try:
+            for i in range(TASKS_EACH):
+                location = own_client.get(f"/async/echo/new-{n}-{i}").headers["Location"]
+                assert poll_done(own_client, location).status_code == 200
+        except Exception as error:  # reported below, from the test thread
+            failures.append(error)
+
+    cleaner = threading.Thread(target=clean)
+    cleaner.start()
+    threads = [threading.Thread(target=submit_and_poll, args=(n,)) for n in range(SUBMITTERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    stop_cleaning.set()
+    cleaner.join(10)
+
+    assert not failures, failures[:3]
+    assert all(client.get(location).status_code == 404 for location in old)
     assert len(engine.store) == SUBMITTERS * TASKS_EACH

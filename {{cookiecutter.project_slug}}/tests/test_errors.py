@@ -42,7 +42,7 @@ def test_unknown_or_malformed_id_is_a_404_problem(client, task_id):
     assert "Task-Status" not in response.headers
 
 
-@pytest.mark.parametrize("suffix", ["", "/", "/a/b", "/{id}/", "/{id}/more"])
+@pytest.mark.parametrize("suffix", ["", "/", "/a/b", "/{id}/", "/{id}/more", "//{id}", "/%2F{id}"])
 def test_malformed_status_urls_answer_404_and_start_nothing(client, engine, suffix, poll_done):
     task_id = client.get("/async/echo/a").get_json()["id"]
     poll_done(client, f"/status/{task_id}")
@@ -101,3 +101,40 @@ def test_a_view_that_exits_still_ends_failed_and_the_worker_goes_on(make_app, po
     assert done.headers["Task-Status"] == "failed"
     # The single worker survived and takes the next task.
     assert poll_done(client, client.get("/async/echo/a").headers["Location"]).status_code == 200
+
+
+def test_an_unhandled_error_in_a_task_reaches_error_monitors(app, poll_done):
+    from flask import got_request_exception
+
+    seen = []
+
+    def record(sender, exception, **extra):
+        seen.append(exception)
+
+    got_request_exception.connect(record, app)
+    try:
+        client = app.test_client()
+        poll_done(client, client.get("/async/crash").headers["Location"])
+    finally:
+        got_request_exception.disconnect(record, app)
+    assert [type(error) for error in seen] == [RuntimeError]
+
+
+def test_the_apps_own_error_handlers_apply_in_a_task(make_app, poll_done):
+    app = make_app()
+
+    @app.errorhandler(KeyError)
+    def missing_key(error):
+        return {"detail": f"missing {error}"}, 422
+
+    @app.get("/sync/lookup")
+    def lookup():
+        return {}["nope"]
+
+    app.add_url_rule("/async/lookup", "async_lookup", async_api(lookup))
+    client = app.test_client()
+    synchronous = client.get("/sync/lookup")
+    done = poll_done(client, client.get("/async/lookup").headers["Location"])
+    assert synchronous.status_code == done.status_code == 422
+    assert done.get_data() == synchronous.get_data()
+    assert done.headers["Task-Status"] == "failed"

@@ -3,6 +3,7 @@
 import threading
 
 import pytest
+from flask import request
 
 KEY = {"Idempotency-Key": "order-17"}
 
@@ -81,3 +82,24 @@ def test_repeated_key_under_concurrency_gives_exactly_one_task(app, engine, gate
     assert len({location for _, location in locations}) == 1
     assert len(engine.store) == 1
     gate.open()
+
+
+@pytest.mark.parametrize("key", ["", "k" * 256])
+def test_an_empty_or_overlong_key_is_a_400(client, engine, key):
+    response = client.get("/async/echo/a", headers={"Idempotency-Key": key})
+    assert response.status_code == 400
+    assert response.content_type == "application/problem+json"
+    assert "Idempotency-Key" in response.get_json()["detail"]
+    assert len(engine.store) == 0
+
+
+def test_a_different_form_body_under_the_same_key_is_a_409(make_app):
+    app = make_app()
+
+    @app.before_request
+    def read_form():
+        request.form.get("csrf_token")
+
+    client = app.test_client()
+    assert client.post("/async/echo/a", headers=KEY, data={"n": "1"}).status_code == 202
+    assert client.post("/async/echo/a", headers=KEY, data={"n": "2"}).status_code == 409

@@ -53,6 +53,20 @@ def test_bad_percent_is_a_value_error_inside_a_task(make_app, poll_done):
     assert len(raised) == 1
 
 
-def test_report_accepts_the_bounds(client):
-    current_task.report(0)
-    current_task.report(100, message="complete")
+def test_report_accepts_the_bounds_inside_a_task(make_app, poll_done):
+    app = make_app()
+    progress = []
+
+    @app.get("/bounds")
+    @async_api
+    def bounds():
+        current_task.report(0, "starting")
+        progress.append(app.extensions["async_api"].store.get(current_task.id).progress)
+        current_task.report(100)
+        return "done"
+
+    client = app.test_client()
+    location = client.get("/bounds").headers["Location"]
+    assert poll_done(client, location).status_code == 200
+    assert progress == [(0, "starting")]
+    assert app.extensions["async_api"].store.get(location.rsplit("/", 1)[1]).progress == (100, None)

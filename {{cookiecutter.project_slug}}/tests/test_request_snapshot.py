@@ -5,6 +5,7 @@ import json
 import threading
 
 import pytest
+from flask import request
 from helpers import wait_for
 from werkzeug.serving import make_server
 
@@ -27,9 +28,33 @@ def test_task_sees_method_path_args_query_headers_and_body(client, poll_done):
         "header": "kept",
         "json": {"answer": 42},
         "data": '{"answer": 42}',
+        "form": {},
         # before_request ran again inside the task, and set g.user.
         "user": "alice",
     }
+
+
+def test_task_sees_a_form_that_before_request_read_first(make_app, poll_done):
+    app = make_app()
+
+    @app.before_request
+    def check_csrf():  # as CSRF protection does: it reads the form first
+        if request.method == "POST":
+            request.form.get("csrf_token")
+
+    client = app.test_client()
+    submitted = client.post("/async/echo/form", data={"csrf_token": "t", "name": "Ada"})
+    done = poll_done(client, submitted.headers["Location"])
+    assert done.get_json()["form"] == {"csrf_token": "t", "name": "Ada"}
+
+
+def test_a_body_over_the_limit_is_refused_before_any_task(make_app):
+    app = make_app(MAX_CONTENT_LENGTH=1000)
+    client = app.test_client()
+    response = client.post("/async/echo/big", data=b"x" * 1001, content_type="text/plain")
+    assert response.status_code == 413
+    assert response.content_type == "application/problem+json"
+    assert len(app.extensions["async_api"].store) == 0
 
 
 def test_task_sees_a_raw_body(client, poll_done):
@@ -51,7 +76,7 @@ def server(app):
     server.server_close()
 
 
-def request(server, method, path, body=None, headers=None):
+def http_request(server, method, path, body=None, headers=None):
     connection = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=5)
     try:
         connection.request(method, path, body=body, headers=headers or {})
@@ -63,7 +88,7 @@ def request(server, method, path, body=None, headers=None):
 
 def test_body_read_after_the_client_left_over_real_http(server, gate):
     body = json.dumps({"large": "x" * 200_000}).encode()
-    status, headers, _ = request(
+    status, headers, _ = http_request(
         server, "POST", "/async/late-echo", body, {"Content-Type": "application/json"}
     )
     assert status == 202
@@ -75,7 +100,7 @@ def test_body_read_after_the_client_left_over_real_http(server, gate):
     answers = []
 
     def done():
-        answers.append(request(server, "GET", location))
+        answers.append(http_request(server, "GET", location))
         return answers[-1][0] != 202
 
     wait_for(done, what="the task to finish")

@@ -1,6 +1,7 @@
 """H7: finished tasks stay for TASK_RETENTION seconds, then the cleaner drops them."""
 
 import logging
+import time
 
 from helpers import wait_for
 
@@ -73,3 +74,12 @@ def test_the_cleaner_survives_a_failing_pass(make_app, poll_done, caplog, monkey
     wait_for(lambda: client.get(location).status_code == 404, what="a pass after the failures")
     assert len(failures) == 2
     assert "cleaner pass failed" in caplog.text
+
+
+def test_a_step_of_the_wall_clock_changes_no_expiry(client, clock, engine, poll_done, monkeypatch):
+    location = client.get("/async/echo/a").headers["Location"]
+    poll_done(client, location)
+    monkeypatch.setattr(time, "time", lambda: 0.0)  # NTP set the clock back to 1970
+    clock.advance(RETENTION + 0.01)
+    assert engine.cleaner.run_pass() == 1
+    assert client.get(location).status_code == 404

@@ -6,9 +6,13 @@ import {{ cookiecutter.project_slug }} as package
 
 
 def test_public_api_is_importable_from_the_package():
-    assert callable(package.create_app)
-    assert callable(package.async_api)
-    assert hasattr(package.current_task, "report")
+    assert set(package.__all__) == {"create_app", "async_api", "current_task"}
+    app = package.create_app({"SECRET_KEY": "x", "TASK_RETENTION": 5})
+    try:
+        assert app.config["TASK_RETENTION"] == 5  # the mapping is applied last
+        assert app.extensions["async_api"]
+    finally:
+        app.extensions["async_api"].shutdown()
 
 
 def test_health_answers_at_once(client):

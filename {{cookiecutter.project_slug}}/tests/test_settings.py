@@ -7,11 +7,6 @@ from {{ cookiecutter.project_slug }} import create_app
 from {{ cookiecutter.project_slug }}.settings import ConfigError
 
 
-@pytest.fixture
-def make(make_app):
-    return make_app
-
-
 def test_defaults_are_the_baked_answers(monkeypatch):
     monkeypatch.delenv("FLASK_TASK_RETENTION", raising=False)
     app = create_app({"SECRET_KEY": "x"})
@@ -27,17 +22,17 @@ def test_defaults_are_the_baked_answers(monkeypatch):
         app.extensions["async_api"].shutdown()
 
 
-def test_environment_overrides_defaults(monkeypatch, make):
+def test_environment_overrides_defaults(monkeypatch, make_app):
     monkeypatch.setenv("FLASK_TASK_RETENTION", "30")
     monkeypatch.setenv("FLASK_TASK_RETRY_AFTER", "3")
-    app = make()
+    app = make_app()
     assert app.config["TASK_RETENTION"] == 30
     assert app.config["TASK_RETRY_AFTER"] == 3
 
 
-def test_create_app_mapping_wins_over_environment(monkeypatch, make):
+def test_create_app_mapping_wins_over_environment(monkeypatch, make_app):
     monkeypatch.setenv("FLASK_TASK_RETENTION", "30")
-    app = make(TASK_RETENTION=7.5)
+    app = make_app(TASK_RETENTION=7.5)
     assert app.config["TASK_RETENTION"] == 7.5
 
 
@@ -62,6 +57,7 @@ def test_retry_after_setting_reaches_clients(make_app):
         ("TASK_RETRY_AFTER", 1.5),
         ("EXAMPLE_TASK_SECONDS", 0),
         ("TASK_SHUTDOWN_TIMEOUT", None),
+        ("MAX_CONTENT_LENGTH", 0),
     ],
 )
 def test_bad_value_stops_the_app_naming_the_key(key, value):

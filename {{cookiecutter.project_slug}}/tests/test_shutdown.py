@@ -41,6 +41,16 @@ def test_shutdown_lets_running_tasks_finish_and_fails_queued_ones(make_app, gate
     assert gate.entries == 1
 
 
+def test_shutdown_gives_up_on_a_task_that_outlives_its_timeout(make_app, gate, caplog):
+    app = make_app()
+    client, engine = app.test_client(), app.extensions["async_api"]
+    location = client.get("/async/held").headers["Location"]
+    gate.wait_entered()
+    engine.shutdown(timeout=0.05)
+    task_id = location.rsplit("/", 1)[1]
+    assert f"Task {task_id} was still running when the service stopped" in caplog.text
+
+
 def free_port():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

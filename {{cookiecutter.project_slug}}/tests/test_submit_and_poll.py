@@ -3,6 +3,7 @@
 import re
 
 import pytest
+from flask import request
 from helpers import comparable
 
 RFC3339_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
@@ -84,3 +85,27 @@ def test_submit_carries_after_request_headers_once(client, gate):
     response = client.get("/async/held")
     assert response.headers.getlist("X-After-Request") == ["once"]
     gate.open()
+
+
+def test_location_carries_the_apps_mount_prefix(app, poll_done):
+    client = app.test_client()
+    submitted = client.get("/async/echo/a", base_url="http://localhost/api")
+    task_id = submitted.get_json()["id"]
+    assert submitted.headers["Location"] == f"/api/status/{task_id}"
+    assert submitted.get_json()["status_url"] == f"/api/status/{task_id}"
+    done = poll_done(client, f"/status/{task_id}", base_url="http://localhost/api")
+    assert done.status_code == 200
+
+
+def test_teardown_request_runs_after_the_task(make_app, poll_done):
+    app = make_app()
+    torn_down = []
+
+    @app.teardown_request
+    def close_session(error):
+        torn_down.append(request.path)
+
+    client = app.test_client()
+    poll_done(client, client.get("/async/echo/td").headers["Location"])
+    # Once for the submit, once in the task, and once per poll.
+    assert torn_down.count("/async/echo/td") == 2

@@ -21,6 +21,9 @@ DEFAULTS = {
     "TASK_SHUTDOWN_TIMEOUT": 30,
     # Seconds the example task works.
     "EXAMPLE_TASK_SECONDS": 10,
+    # Largest request body, in bytes (Flask's own key): every queued task holds
+    # its request's body in memory until it runs. Larger bodies answer 413.
+    "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,
 }
 
 
@@ -35,6 +38,13 @@ def _whole(minimum):
     return check
 
 
+def _optional(check):
+    def check_unless_none(value):
+        return value is None or check(value)
+
+    return check_unless_none
+
+
 def _positive(value):
     return type(value) in (int, float) and math.isfinite(value) and value > 0
 
@@ -47,6 +57,7 @@ RULES = {
     "TASK_RETRY_AFTER": (_whole(1), "a whole number >= 1"),
     "TASK_SHUTDOWN_TIMEOUT": (_positive, "a number > 0"),
     "EXAMPLE_TASK_SECONDS": (_positive, "a number > 0"),
+    "MAX_CONTENT_LENGTH": (_optional(_whole(1)), "a whole number of bytes >= 1, or null"),
 }
 
 

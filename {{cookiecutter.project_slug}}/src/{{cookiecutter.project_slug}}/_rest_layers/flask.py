@@ -4,7 +4,7 @@ from flask import Blueprint
 from flask.views import MethodView
 
 from .example import work_on
-from .tasks import STATUS_RULES, async_api, task_engine
+from .tasks import STATUS_RULE_OPTIONS, STATUS_RULES, async_api, task_engine
 
 bp = Blueprint("api", __name__)
 
@@ -37,7 +37,7 @@ bp.add_url_rule("/", view_func=answer, defaults={"path": ""})
 bp.add_url_rule("/<path:path>", view_func=answer)
 task_status = TaskStatus.as_view("task_status")
 for rule in STATUS_RULES:
-    bp.add_url_rule(rule, view_func=task_status)
+    bp.add_url_rule(rule, view_func=task_status, **STATUS_RULE_OPTIONS)
 
 
 def init_app(app):

@@ -3,7 +3,7 @@
 from flask_restful import Api, Resource
 
 from .example import work_on
-from .tasks import STATUS_RULES, async_api, task_engine
+from .tasks import STATUS_RULE_OPTIONS, STATUS_RULES, async_api, task_engine
 
 
 class ProblemApi(Api):
@@ -44,5 +44,5 @@ class Health(Resource):
 def init_app(app):
     api = ProblemApi(app)
     api.add_resource(Health, "/health")
-    api.add_resource(TaskStatus, *STATUS_RULES)
+    api.add_resource(TaskStatus, *STATUS_RULES, **STATUS_RULE_OPTIONS)
     api.add_resource(Answer, "/", "/<path:path>")

@@ -1,11 +1,12 @@
 """Background tasks for Flask views: the ``async_api`` decorator and its engine."""
 
 from .context import current_task
-from .decorator import async_api
-from .engine import EXTENSION_KEY, STATUS_RULES, AsyncTasks, task_engine
+from .decorator import EXTENSION_KEY, async_api
+from .engine import STATUS_RULE_OPTIONS, STATUS_RULES, AsyncTasks, task_engine
 
 __all__ = [
     "EXTENSION_KEY",
+    "STATUS_RULE_OPTIONS",
     "STATUS_RULES",
     "AsyncTasks",
     "async_api",

@@ -4,6 +4,7 @@ Outside a task every call is harmless (``report`` does nothing, ``cancelled``
 is False), so the same view works synchronously and as a task.
 """
 
+import numbers
 from contextvars import ContextVar
 
 # (store, task) of the task this thread is running, if any.
@@ -27,7 +28,7 @@ class CurrentTask:
 
     def report(self, percent, message=None):
         """Show ``percent`` done (0 to 100) and an optional ``message`` to pollers."""
-        if isinstance(percent, bool) or not isinstance(percent, (int, float)):
+        if isinstance(percent, bool) or not isinstance(percent, numbers.Real):
             raise ValueError(f"percent must be a number from 0 to 100, got {percent!r}")
         if not 0 <= percent <= 100:
             raise ValueError(f"percent must be from 0 to 100, got {percent!r}")

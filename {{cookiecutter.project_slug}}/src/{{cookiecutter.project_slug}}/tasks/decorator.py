@@ -5,7 +5,9 @@ import functools
 from flask import current_app
 
 from .context import running_task
-from .engine import EXTENSION_KEY
+
+# Where the app keeps its task engine: ``app.extensions[EXTENSION_KEY]``.
+EXTENSION_KEY = "async_api"
 
 
 def async_api(view):
@@ -24,4 +26,22 @@ def async_api(view):
             return view(*args, **kwargs)
         return current_app.extensions[EXTENSION_KEY].submit()
 
+    submit_or_run.async_api = True  # lets the engine find async views before they run
     return submit_or_run
+
+
+def is_async_view(view_function, method):
+    """Whether ``method`` on the endpoint's ``view_function`` runs as a task.
+
+    A plain function carries the mark itself; a ``MethodView`` or a
+    flask-restful ``Resource`` carries it on the method of its ``view_class``.
+    """
+    if getattr(view_function, "async_api", False):
+        return True
+    view_class = getattr(view_function, "view_class", None)
+    if view_class is None:
+        return False
+    handler = getattr(view_class, method.lower(), None)
+    if handler is None and method == "HEAD":
+        handler = getattr(view_class, "get", None)
+    return getattr(handler, "async_api", False)

@@ -16,21 +16,24 @@ import sys
 import time
 import weakref
 
-from flask import Response, current_app, request
+from flask import Response, current_app, got_request_exception, request
 from werkzeug.exceptions import InternalServerError
+from werkzeug.routing import BaseConverter
 
 from .backends.threads import ThreadBackend
 from .cleaner import Cleaner
 from .context import running_task
+from .decorator import EXTENSION_KEY, is_async_view
 from .problems import STOPPED_PROBLEM, problem, problem_for_exception, problem_response
-from .snapshot import RequestSnapshot, ResponseSnapshot
+from .snapshot import RequestSnapshot, ResponseSnapshot, SharedHeads
 from .store import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, Task, TaskStore
 
-EXTENSION_KEY = "async_api"
 # Every URL under /status is the status resource's: a malformed one (no id, a
-# trailing slash, a slash inside) must answer 404, not fall through to a
-# catch-all route and start a task.
-STATUS_RULES = ("/status", "/status/", "/status/<path:task_id>")
+# trailing slash, slashes inside) must answer 404, not fall through to a
+# catch-all route and start a task. Layers add these rules with
+# STATUS_RULE_OPTIONS, so that Werkzeug does not redirect doubled slashes.
+STATUS_RULES = ("/status", "/status/<task_id:task_id>")
+STATUS_RULE_OPTIONS = {"merge_slashes": False}
 
 BUSY_PROBLEM = problem(
     503,
@@ -41,6 +44,12 @@ UNKNOWN_TASK_PROBLEM = problem(
     404,
     "Not Found",
     "There is no task with this id: it never existed, or it expired.",
+)
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
+BAD_IDEMPOTENCY_KEY_PROBLEM = problem(
+    400,
+    "Bad Request",
+    f"An Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters long.",
 )
 IDEMPOTENCY_CONFLICT_PROBLEM = problem(
     409,
@@ -59,14 +68,23 @@ def task_engine():
 
 def authorization_owner(request):
     """The default owner of a task: the credentials that submitted it."""
-    return request.headers.get("Authorization")
+    return request.headers.get("Authorization") or None
+
+
+class TaskIdConverter(BaseConverter):
+    """Any text, slashes included: a malformed id reaches the status view."""
+
+    regex = ".*"
+    part_isolating = False
 
 
 class AsyncTasks:
-    """Runs ``async_api`` views as tasks for one app and answers about them."""
+    """Runs ``async_api`` views as tasks for one app and answers about them.
 
-    def __init__(self, app=None, clock=time.time):
-        self._clock = clock
+    One engine per app: ``AsyncTasks(app)`` keeps its state on itself.
+    """
+
+    def __init__(self, app=None):
         self._owner_loader = authorization_owner
         self._stopped = False
         if app is not None:
@@ -77,7 +95,10 @@ class AsyncTasks:
         self.app = app
         self.retry_after = str(config["TASK_RETRY_AFTER"])
         self.shutdown_timeout = config["TASK_SHUTDOWN_TIMEOUT"]
-        self.store = TaskStore(self._clock)
+        # Expiry is measured on the monotonic clock: a step of the wall clock
+        # (NTP) must neither keep tasks nor drop them early.
+        self.store = TaskStore(time.monotonic)
+        self.shared_heads = SharedHeads()
         self.backend = ThreadBackend(
             self._run, config["TASK_MAX_WORKERS"], config["TASK_MAX_QUEUED"]
         )
@@ -89,14 +110,18 @@ class AsyncTasks:
             app.logger,
         )
         app.extensions[EXTENSION_KEY] = self
+        app.url_map.converters["task_id"] = TaskIdConverter
+        app.url_value_preprocessor(self._read_body_early)
         self.cleaner.start()
-        # Stop the cleaner when the app is collected (tests make many apps).
+        # Stops the cleaner when an app that never ran a task is collected
+        # (tests make many apps). Once a task ran, the pool's threads hold the
+        # engine: ``shutdown()`` stops it, and runs at exit by itself.
         weakref.finalize(self, self.cleaner.stop)
         _live_engines.add(self)
 
     @property
     def clock(self):
-        """The function that tells the time, in seconds since the epoch."""
+        """The function that tells the time in seconds, for expiry (monotonic)."""
         return self.store.clock
 
     @clock.setter
@@ -122,6 +147,8 @@ class AsyncTasks:
         key = submitted.headers.get("Idempotency-Key")
         idempotency = None
         if key is not None:
+            if not 0 < len(key) <= MAX_IDEMPOTENCY_KEY_LENGTH:
+                return problem_response(BAD_IDEMPOTENCY_KEY_PROBLEM)
             idempotency = ((owner, key), _fingerprint(snapshot))
             existing = self.store.find_by_scope(idempotency[0])
             if existing is not None:
@@ -146,11 +173,14 @@ class AsyncTasks:
         status = task.status
         if status in (QUEUED, RUNNING):
             return self._monitor_response(task, 202)
-        if task.response is not None:
-            return task.response.to_response()
+        answer = task.response
+        if answer is not None:
+            return answer.to_response()
         if status == CANCELLED:
             return self._monitor_response(task, 200)
-        return problem_response(task.error, {"Task-Status": status})
+        if task.error is not None:
+            return problem_response(task.error, {"Task-Status": status})
+        return problem_response(UNKNOWN_TASK_PROBLEM)  # forgotten meanwhile
 
     def cancel_response(self, task_id):
         """Answer ``DELETE``: cancel a queued task, stop a running one, forget a finished one."""
@@ -225,8 +255,12 @@ class AsyncTasks:
                 except Exception as raised:
                     status, error = FAILED, problem_for_exception(raised)
                     rv = app.handle_user_exception(raised)
-                return status, ResponseSnapshot.capture(app.make_response(rv), status), error
+                answer = ResponseSnapshot.capture(app.make_response(rv), status, self.shared_heads)
+                return status, answer, error
             except Exception as unhandled:
+                # As Flask's handle_exception does: error monitors (Sentry, say)
+                # listen for this signal.
+                got_request_exception.send(app, _async_wrapper=app.ensure_sync, exception=unhandled)
                 app.log_exception(sys.exc_info())
                 return FAILED, self._server_error(unhandled), problem_for_exception(unhandled)
 
@@ -235,12 +269,26 @@ class AsyncTasks:
         app = self.app
         try:
             rv = app.handle_user_exception(InternalServerError(original_exception=error))
-            return ResponseSnapshot.capture(app.make_response(rv), FAILED)
+            return ResponseSnapshot.capture(app.make_response(rv), FAILED, self.shared_heads)
         except Exception:
             app.log_exception(sys.exc_info())
-            return ResponseSnapshot.capture(problem_response(problem_for_exception(error)), FAILED)
+            return ResponseSnapshot.capture(
+                problem_response(problem_for_exception(error)), FAILED, self.shared_heads
+            )
 
     # -- helpers --------------------------------------------------------
+
+    def _read_body_early(self, endpoint, values):
+        """Read an async view's body before any ``before_request`` runs.
+
+        URL value preprocessors run first. A ``before_request`` that reads
+        ``request.form`` (CSRF protection does) would otherwise consume the
+        stream, and the task, and the Idempotency-Key fingerprint, would see
+        an empty body.
+        """
+        view = self.app.view_functions.get(endpoint)
+        if view is not None and is_async_view(view, request.method):
+            request.get_data(cache=True, parse_form_data=False)
 
     def _owner(self, current_request):
         """A keyed hash of the owner of ``current_request``, or None."""
@@ -278,8 +326,13 @@ class AsyncTasks:
         headers = [("Content-Type", "application/json"), ("Task-Status", status)]
         if status_code == 202:
             headers += [("Location", status_url), ("Retry-After", self.retry_after)]
-        created_at = _rfc3339(task.created_at)
-        updated_at = created_at if task.updated_at == task.created_at else _rfc3339(task.updated_at)
+        # Times are kept on the monotonic clock; shown on the wall clock.
+        to_wall = time.time() - self.store.clock()
+        created_at = _rfc3339(task.created_at + to_wall)
+        if task.updated_at == task.created_at:
+            updated_at = created_at
+        else:
+            updated_at = _rfc3339(task.updated_at + to_wall)
         body = {
             "id": task.id,
             "status": status,

@@ -7,23 +7,16 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 
 PROBLEM_MIMETYPE = "application/problem+json"
 
-CANCELLED_PROBLEM = {
-    "type": "about:blank",
-    "title": "Conflict",
-    "status": 409,
-    "detail": "The task was cancelled before it finished.",
-}
-
-STOPPED_PROBLEM = {
-    "type": "about:blank",
-    "title": "Service Unavailable",
-    "status": 503,
-    "detail": "The service stopped before the task could start.",
-}
-
 
 def problem(status, title, detail):
+    """An RFC 9457 problem with no type of its own: ``title`` is the status's phrase."""
     return {"type": "about:blank", "title": title, "status": status, "detail": detail}
+
+
+CANCELLED_PROBLEM = problem(409, "Conflict", "The task was cancelled before it finished.")
+STOPPED_PROBLEM = problem(
+    503, "Service Unavailable", "The service stopped before the task could start."
+)
 
 
 def problem_for_exception(error):

@@ -62,7 +62,7 @@ class ResponseSnapshot:
         self.body = body
 
     @classmethod
-    def capture(cls, response, task_status):
+    def capture(cls, response, task_status, shared_heads):
         """Read ``response`` whole (a streamed body too) and close it.
 
         ``Task-Status`` joins its headers now, once, rather than on each poll.
@@ -71,7 +71,7 @@ class ResponseSnapshot:
             response.direct_passthrough = False
             body = response.get_data()
             headers = (*response.headers.items(), ("Task-Status", task_status))
-            return cls(_shared_head((response.status, headers)), body)
+            return cls(shared_heads.share((response.status, headers)), body)
         finally:
             response.close()
 
@@ -86,17 +86,26 @@ class ResponseSnapshot:
         return Response(iter((self.body,)), status=status, headers=list(headers))
 
 
-# Most tasks of a view answer with the same status and headers. Retained tasks
-# share one copy of each such (immutable) pair, so that a kept answer costs
-# little more than its body. Bounded: past the limit, answers keep their own.
-_SHARED_HEADS_LIMIT = 4096
-_shared_heads = {}
+class SharedHeads:
+    """One copy of each (status, headers) pair that many answers have.
 
+    Most tasks of a view answer with the same status and headers, so retained
+    tasks share them and a kept answer costs little more than its body.
+    Bounded; answers that set cookies keep their own, so that no cookie
+    outlives its task here.
+    """
 
-def _shared_head(head):
-    shared = _shared_heads.get(head)
-    if shared is not None:
-        return shared
-    if len(_shared_heads) >= _SHARED_HEADS_LIMIT:
-        return head
-    return _shared_heads.setdefault(head, head)
+    LIMIT = 4096
+
+    def __init__(self):
+        self._heads = {}
+
+    def share(self, head):
+        shared = self._heads.get(head)
+        if shared is not None:
+            return shared
+        if len(self._heads) >= self.LIMIT or any(
+            name.lower() == "set-cookie" for name, _ in head[1]
+        ):
+            return head
+        return self._heads.setdefault(head, head)

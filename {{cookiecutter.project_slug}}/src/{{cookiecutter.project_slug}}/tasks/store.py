@@ -100,9 +100,10 @@ class TaskStore:
             return task
 
     def discard(self, task):
-        """Forget ``task`` at once, whatever its state."""
+        """Forget ``task`` at once, whatever its state, and free its answer."""
         with self._lock:
             self._remove(task)
+            task.response = None  # the completion queue still holds the task
 
     def start(self, task):
         """Mark a queued task running; False if it was cancelled meanwhile."""

@@ -33,6 +33,11 @@ class ThreadBackend:
         self._idle = 0
         self._closed = False
 
+    @property
+    def workers(self):
+        """The worker threads started so far (at most ``max_workers``)."""
+        return tuple(self._threads)
+
     def reserve(self):
         with self._lock:
             if self._closed or self._reserved >= self._capacity:
