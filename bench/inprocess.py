@@ -65,14 +65,17 @@ class FakeClock:
         return self.now
 
 
-def fill(store, clock, count, expired):
+def fill(engine, clock, count, expired):
     """Hold ``count`` finished tasks, the first ``expired`` of them finished long ago.
 
     Returns ``{id: (task, finished at)}``, for the reference pass.
     """
     tasks = {}
     # Captured as the engine captures a view's answer, so its layout is the engine's.
-    answer = ResponseSnapshot.capture(Response(b"{}\n", mimetype="application/json"), SUCCEEDED)
+    answer = ResponseSnapshot.capture(
+        Response(b"{}\n", mimetype="application/json"), SUCCEEDED, engine.shared_heads
+    )
+    store = engine.store
     for index in range(count):
         clock.now = LONG_AGO if index < expired else RECENTLY
         task = Task(secrets.token_urlsafe(16), None, None, clock.now)
@@ -97,10 +100,11 @@ def original_pass(tasks):
 
 def measure(count, expired):
     app = create_app({"SECRET_KEY": "bench", "TASK_RETENTION": 3600, "TASK_CLEANUP_INTERVAL": 3600})
-    store = app.extensions["async_api"].store
+    engine = app.extensions["async_api"]
+    store = engine.store
     clock = FakeClock(LONG_AGO)
     store.clock = clock
-    tasks = fill(store, clock, count, expired)
+    tasks = fill(engine, clock, count, expired)
     if len(store) != count:
         raise SystemExit(f"the store holds {len(store)} tasks, not {count}")
 
