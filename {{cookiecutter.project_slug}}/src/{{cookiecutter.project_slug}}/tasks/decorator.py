@@ -33,8 +33,9 @@ def async_api(view):
 def is_async_view(view_function, method):
     """Whether ``method`` on the endpoint's ``view_function`` runs as a task.
 
-    A plain function carries the mark itself; a ``MethodView`` or a
-    flask-restful ``Resource`` carries it on the method of its ``view_class``.
+    A plain function carries the mark itself; a class-based view (a
+    ``MethodView``, a REST layer's resource) carries it on the method of its
+    ``view_class``.
     """
     if getattr(view_function, "async_api", False):
         return True
