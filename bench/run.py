@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from load import Generator, python_load
+from load import Generator, Load, python_load
 from project import BenchError, Server, bake, http_get, install, write_apps
 from table import print_report
 
@@ -47,7 +47,8 @@ SERVICE_ENV = {
 class Sizes:
     """How much each figure measures: a full run, or a quick one for the smoke test."""
 
-    load_seconds: int
+    load_seconds: int  # per round of a throughput figure
+    load_rounds: int
     retained_tasks: int
     slow_tasks: int
     cleaner_tasks: int
@@ -55,10 +56,20 @@ class Sizes:
 
 
 FULL = Sizes(
-    load_seconds=10, retained_tasks=20_000, slow_tasks=500, cleaner_tasks=100_000, shutdown_rounds=3
+    load_seconds=2,
+    load_rounds=5,
+    retained_tasks=20_000,
+    slow_tasks=500,
+    cleaner_tasks=100_000,
+    shutdown_rounds=3,
 )
 QUICK = Sizes(
-    load_seconds=1, retained_tasks=500, slow_tasks=50, cleaner_tasks=2_000, shutdown_rounds=1
+    load_seconds=1,
+    load_rounds=1,
+    retained_tasks=500,
+    slow_tasks=50,
+    cleaner_tasks=2_000,
+    shutdown_rounds=1,
 )
 
 
@@ -120,6 +131,34 @@ def peak_threads(server, load, settle=0.5):
     return peak, result
 
 
+def alternate(generator, reference, target, sizes, settle=None):
+    """Load ``reference`` then ``target`` in each of ``sizes.load_rounds`` rounds.
+
+    Returns both loads summed over the rounds and the median of the rounds'
+    ratios of ``target`` to ``reference``. ``settle`` runs after each round.
+    """
+    references, targets, ratios = [], [], []
+    for _ in range(sizes.load_rounds):
+        references.append(generator.measure(reference, sizes.load_seconds, CONNECTIONS))
+        targets.append(generator.measure(target, sizes.load_seconds, CONNECTIONS))
+        if settle is not None:
+            settle()
+        plain_rate = references[-1].rate
+        ratios.append(targets[-1].rate / plain_rate if plain_rate else 0.0)
+    return combined(references), combined(targets), statistics.median(ratios)
+
+
+def combined(loads):
+    """One ``Load`` for several runs: counts summed, latencies their medians."""
+    return Load(
+        requests=sum(load.requests for load in loads),
+        seconds=sum(load.seconds for load in loads),
+        p50=statistics.median(load.p50 for load in loads),
+        p99=statistics.median(load.p99 for load in loads),
+        failed=sum(load.failed for load in loads),
+    )
+
+
 def measure_service(generator, server, sizes):
     """Figures 1 to 4 on the service under load, in this order, on one server."""
     results = {"idle_threads": server.threads()}
@@ -130,18 +169,27 @@ def measure_service(generator, server, sizes):
     status_path = finished_instant_task(server)
     wait_until_finished(server)
 
-    # Each task route right after its plain reference, so both run on the
-    # same state of the process (the submits leave thousands of tasks held).
-    progress("load: plain, then submit")
-    rss = server.rss()
-    results["plain_submit"] = generator.measure(f"{url}/plain", sizes.load_seconds, CONNECTIONS)
-    results["plain_rss_growth"] = server.rss() - rss
-    results["submit"] = generator.measure(f"{url}/instant", sizes.load_seconds, CONNECTIONS)
-    wait_until_finished(server)
-    progress("load: plain, then poll")
-    results["plain_poll"] = generator.measure(f"{url}/plain", sizes.load_seconds, CONNECTIONS)
-    results["poll"] = generator.measure(f"{url}{status_path}", sizes.load_seconds, CONNECTIONS)
+    # Each task route alternates with its plain reference, round after round,
+    # so both run on the same state of the process and of the machine: this
+    # shared machine's speed drifts by a tenth within a minute. The ratio is
+    # the median of the rounds' ratios.
+    progress("load: plain and submit, alternating")
+    results["plain_submit"], results["submit"], results["submit_ratio"] = alternate(
+        generator,
+        f"{url}/plain",
+        f"{url}/instant",
+        sizes,
+        settle=lambda: wait_until_finished(server),
+    )
+    progress("load: plain and poll, alternating")
+    results["plain_poll"], results["poll"], results["poll_ratio"] = alternate(
+        generator, f"{url}/plain", f"{url}{status_path}", sizes
+    )
 
+    progress("memory: the plain route, for reference")
+    rss = server.rss()
+    results["plain_memory"] = generator.measure(f"{url}/plain", sizes.load_seconds, CONNECTIONS)
+    results["plain_rss_growth"] = server.rss() - rss
     progress(f"memory: {sizes.retained_tasks} instant tasks")
     before_rss, before = server.rss(), held_tasks(server)["held"]
     filled = python_load(f"{url}/instant", 120, CONNECTIONS, requests=sizes.retained_tasks)

@@ -39,8 +39,7 @@ def verdict(met):
     return "met" if met else "**missed**"
 
 
-def throughput_row(figure, load, plain, original, target):
-    ratio = load.rate / plain.rate if plain.rate else 0.0
+def throughput_row(figure, load, plain, ratio, original, target):
     # Rounded down, so that a ratio shown as the target has met it.
     shown = math.floor(ratio * 100) / 100
     return (
@@ -55,7 +54,7 @@ def throughput_row(figure, load, plain, original, target):
 
 
 def memory_row(results):
-    memory, plain = results["memory"], results["plain_submit"]
+    memory, plain = results["memory"], results["plain_memory"]
     per_task = memory["growth"] / memory["tasks"] if memory["tasks"] else float("nan")
     per_request = results["plain_rss_growth"] / plain.requests if plain.requests else 0.0
     return (
@@ -122,11 +121,17 @@ def rows(results, sizes):
             "submit an instant task",
             results["submit"],
             results["plain_submit"],
+            results["submit_ratio"],
             "0.42 x",
             SUBMIT_RATIO,
         ),
         throughput_row(
-            "poll a finished task", results["poll"], results["plain_poll"], "0.90 x", POLL_RATIO
+            "poll a finished task",
+            results["poll"],
+            results["plain_poll"],
+            results["poll_ratio"],
+            "0.90 x",
+            POLL_RATIO,
         ),
         memory_row(results),
         threads_row(results, sizes.slow_tasks),
@@ -143,16 +148,18 @@ def markdown(table):
 
 def notes(results, sizes, quick, elapsed):
     failed = {
-        "plain (before submit)": results["plain_submit"].failed,
+        "plain (beside submit)": results["plain_submit"].failed,
         "submit": results["submit"].failed,
-        "plain (before poll)": results["plain_poll"].failed,
+        "plain (beside poll)": results["plain_poll"].failed,
         "poll": results["poll"].failed,
         "memory fill": results["memory"]["load"].failed,
         "slow submits": results["slow"].failed,
     }
     lines = [
         f"- Load generator: {results['generator']}; 8 connections, "
-        f"{sizes.load_seconds} s per throughput run; gunicorn gthread, 1 worker x 8 threads.",
+        f"each throughput figure alternates with the plain route in {sizes.load_rounds} "
+        f"round(s) of {sizes.load_seconds} s each, and its ratio is the median of the rounds'; "
+        "gunicorn gthread, 1 worker x 8 threads.",
         "- Non-2xx answers (and socket errors): "
         + ", ".join(f"{name} {count}" for name, count in failed.items())
         + ".",
