@@ -9,10 +9,12 @@ SUBMITTERS = 8
 TASKS_EACH = 25
 
 
-def test_concurrent_submits_polls_and_cleaner_passes_lose_no_task(app, engine, poll_done):
+def submit_and_poll_while_cleaning(app, poll_done, prefix):
+    """``SUBMITTERS`` threads each submit and poll ``TASKS_EACH`` tasks while
+    another runs cleaner passes back to back; returns the ids and any failures."""
+    engine = app.extensions["async_api"]
     stop_cleaning = threading.Event()
-    failures = []
-    ids = []
+    failures, ids = [], []
     ids_lock = threading.Lock()
 
     def clean():
@@ -23,14 +25,15 @@ def test_concurrent_submits_polls_and_cleaner_passes_lose_no_task(app, engine, p
         client = app.test_client()
         try:
             for i in range(TASKS_EACH):
-                response = client.get(f"/async/echo/{n}-{i}")
+                name = f"{prefix}-{n}-{i}"
+                response = client.get(f"/async/echo/{name}")
                 assert response.status_code == 202, response.status_code
                 done = poll_done(client, response.headers["Location"])
                 assert done.status_code == 200
-                assert done.get_json()["view_args"] == {"name": f"{n}-{i}"}
+                assert done.get_json()["view_args"] == {"name": name}
                 with ids_lock:
                     ids.append(response.get_json()["id"])
-        except Exception as error:  # reported below, from the test thread
+        except Exception as error:  # reported by the test, from its own thread
             failures.append(error)
 
     cleaner = threading.Thread(target=clean)
@@ -42,7 +45,11 @@ def test_concurrent_submits_polls_and_cleaner_passes_lose_no_task(app, engine, p
         thread.join(60)
     stop_cleaning.set()
     cleaner.join(10)
+    return ids, failures
 
+
+def test_concurrent_submits_polls_and_cleaner_passes_lose_no_task(app, engine, poll_done):
+    ids, failures = submit_and_poll_while_cleaning(app, poll_done, "task")
     assert not failures, failures[:3]
     assert len(set(ids)) == SUBMITTERS * TASKS_EACH
     client = app.test_client()
@@ -58,32 +65,9 @@ def test_cleaner_removals_race_with_submits_and_polls(make_app, poll_done):
     for location in old:
         poll_done(client, location)
     clock.advance(RETENTION + 1)  # every old task has expired; new ones have not
-    stop_cleaning = threading.Event()
-    failures = []
 
-    def clean():
-        while not stop_cleaning.is_set():
-            engine.cleaner.run_pass()
-
-    def submit_and_poll(n):
-        own_client = app.test_client()
-        try:
-            for i in range(TASKS_EACH):
-                location = own_client.get(f"/async/echo/new-{n}-{i}").headers["Location"]
-                assert poll_done(own_client, location).status_code == 200
-        except Exception as error:  # reported below, from the test thread
-            failures.append(error)
-
-    cleaner = threading.Thread(target=clean)
-    cleaner.start()
-    threads = [threading.Thread(target=submit_and_poll, args=(n,)) for n in range(SUBMITTERS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    stop_cleaning.set()
-    cleaner.join(10)
+    ids, failures = submit_and_poll_while_cleaning(app, poll_done, "new")
 
     assert not failures, failures[:3]
     assert all(client.get(location).status_code == 404 for location in old)
-    assert len(engine.store) == SUBMITTERS * TASKS_EACH
+    assert len(engine.store) == len(ids) == SUBMITTERS * TASKS_EACH
