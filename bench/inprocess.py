@@ -19,7 +19,8 @@ import time
 
 from async_flask_service import create_app
 from async_flask_service.tasks.snapshot import ResponseSnapshot
-from async_flask_service.tasks.store import SUCCEEDED, Task
+from async_flask_service.tasks.backend import SUCCEEDED
+from async_flask_service.tasks.backends.threads.store import Task
 from flask import Response
 
 # When the expired tasks finished, when the others did, and the cutoff between.
@@ -65,7 +66,7 @@ class FakeClock:
         return self.now
 
 
-def fill(engine, clock, count, expired):
+def fill(backend, clock, count, expired):
     """Hold ``count`` finished tasks, the first ``expired`` of them finished long ago.
 
     Returns ``{id: (task, finished at)}``, for the reference pass.
@@ -73,9 +74,9 @@ def fill(engine, clock, count, expired):
     tasks = {}
     # Captured as the engine captures a view's answer, so its layout is the engine's.
     answer = ResponseSnapshot.capture(
-        Response(b"{}\n", mimetype="application/json"), SUCCEEDED, engine.shared_heads
+        Response(b"{}\n", mimetype="application/json"), SUCCEEDED, backend.shared_heads
     )
-    store = engine.store
+    store = backend.store
     for index in range(count):
         clock.now = LONG_AGO if index < expired else RECENTLY
         task = Task(secrets.token_urlsafe(16), None, None, clock.now)
@@ -100,11 +101,11 @@ def original_pass(tasks):
 
 def measure(count, expired):
     app = create_app({"SECRET_KEY": "bench", "TASK_RETENTION": 3600, "TASK_CLEANUP_INTERVAL": 3600})
-    engine = app.extensions["async_api"]
-    store = engine.store
+    backend = app.extensions["async_api"].backend
+    store = backend.store
     clock = FakeClock(LONG_AGO)
     store.clock = clock
-    tasks = fill(engine, clock, count, expired)
+    tasks = fill(backend, clock, count, expired)
     if len(store) != count:
         raise SystemExit(f"the store holds {len(store)} tasks, not {count}")
 

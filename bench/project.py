@@ -62,7 +62,7 @@ def slow():
 @app.get("/bench/tasks")
 def held_tasks():
     """How many tasks the store holds, how many have not finished, and the pool's size."""
-    store = task_engine().store
+    store = task_engine().backend.store
     return {{
         "held": len(store),
         "unfinished": len(store.unfinished()),

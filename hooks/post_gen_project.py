@@ -10,6 +10,13 @@ from pathlib import Path
 
 PACKAGE = Path("src") / {{ cookiecutter.project_slug | tojson }}
 REST_LAYER = {{ cookiecutter.rest_layer | tojson }}
+TASK_BACKEND = {{ cookiecutter.task_backend | tojson }}
+# What only a project on each task backend has, besides its package under
+# tasks/backends/ and its tests under tests/_backends/.
+BACKEND_ONLY_FILES = {
+    "celery": [PACKAGE / "worker.py", Path("Procfile")],
+    "threads": [],
+}
 
 
 def keep_one(folder, chosen, target):
@@ -18,10 +25,27 @@ def keep_one(folder, chosen, target):
     shutil.rmtree(folder)
 
 
+def keep_backend(chosen):
+    """Keep the chosen backend's package and tests; remove every other backend's files."""
+    backends = PACKAGE / "tasks" / "backends"
+    tests = Path("tests") / "_backends"
+    for package in backends.iterdir():
+        if package.is_dir() and package.name != chosen:
+            shutil.rmtree(package)
+    for backend, only_files in BACKEND_ONLY_FILES.items():
+        if backend != chosen:
+            for path in only_files:
+                path.unlink(missing_ok=True)
+    for test_file in sorted((tests / chosen).iterdir()):
+        test_file.replace(Path("tests") / test_file.name)
+    shutil.rmtree(tests)
+
+
 def main():
     layer_module = REST_LAYER.replace("-", "_")
     keep_one(PACKAGE / "_rest_layers", layer_module, PACKAGE / "routes.py")
     keep_one(Path("tests") / "_rest_layers", layer_module, Path("tests") / "test_rest_layer.py")
+    keep_backend(TASK_BACKEND)
 
 
 if __name__ == "__main__":

@@ -134,8 +134,9 @@ def test_the_chosen_rest_layer_is_the_routes_module(baked, combination):
 def test_only_the_chosen_task_backend_is_kept(baked, combination):
     project = baked(combination)
     backends = project / "src" / slug_of(project) / "tasks" / "backends"
-    modules = {path.name for path in backends.glob("*.py")}
-    assert modules == {"__init__.py", f"{combination['task_backend']}.py"}
+    packages = {path.name for path in backends.iterdir() if path.is_dir() and path.name[0] != "_"}
+    assert packages == {combination["task_backend"]}
+    assert not (project / "tests" / "_backends").exists()
 
 
 def test_baked_settings_defaults_by_default(baked, combination):

@@ -1,7 +1,11 @@
 import pytest
-from helpers import FakeClock, Gate, register_views, wait_for
+from helpers import Gate, register_views, wait_for
 
 from {{ cookiecutter.project_slug }} import create_app
+
+# Fixtures of the task backend this project runs on: ``backend_config``,
+# ``task_runner``, ``held_tasks`` and ``stored_task``.
+pytest_plugins = ["backend_fixtures"]
 
 TEST_CONFIG = {
     "TESTING": True,
@@ -9,7 +13,6 @@ TEST_CONFIG = {
     "EXAMPLE_TASK_SECONDS": 0.01,
     "TASK_MAX_WORKERS": 4,
     "TASK_MAX_QUEUED": 8,
-    "TASK_SHUTDOWN_TIMEOUT": 5,
 }
 
 
@@ -21,18 +24,20 @@ def gate():
 
 
 @pytest.fixture
-def make_app(gate):
-    """Make apps with the test views; shut each one down after the test."""
+def make_app(gate, backend_config, task_runner):
+    """Make apps with the test views, their tasks run; shut each one down after the test."""
     apps = []
 
     def make(**config):
-        app = create_app({**TEST_CONFIG, **config})
+        app = create_app({**TEST_CONFIG, **backend_config, **config})
         register_views(app, gate)
+        task_runner.start(app)
         apps.append(app)
         return app
 
     yield make
     gate.open()
+    task_runner.stop()
     for app in apps:
         app.extensions["async_api"].shutdown(timeout=5)
 
@@ -45,13 +50,6 @@ def app(make_app):
 @pytest.fixture
 def client(app):
     return app.test_client()
-
-
-@pytest.fixture
-def clock(app):
-    clock = FakeClock()
-    app.extensions["async_api"].clock = clock
-    return clock
 
 
 @pytest.fixture

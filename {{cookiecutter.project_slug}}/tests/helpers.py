@@ -150,3 +150,42 @@ def register_views(app, gate):
     ]:
         app.add_url_rule(f"/async{rule}", f"async_{name}", async_api(view), methods=methods)
         app.add_url_rule(f"/sync{rule}", f"sync_{name}", view, methods=methods)
+
+
+def submit_and_poll_while_cleaning(app, poll_done, prefix, submitters=8, tasks_each=25):
+    """``submitters`` threads each submit and poll ``tasks_each`` tasks while
+    another runs cleaner passes back to back; returns the ids and any failures."""
+    cleaner = app.extensions["async_api"].backend.cleaner
+    stop_cleaning = threading.Event()
+    failures, ids = [], []
+    ids_lock = threading.Lock()
+
+    def clean():
+        while not stop_cleaning.is_set():
+            cleaner.run_pass()
+
+    def submit_and_poll(n):
+        client = app.test_client()
+        try:
+            for i in range(tasks_each):
+                name = f"{prefix}-{n}-{i}"
+                response = client.get(f"/async/echo/{name}")
+                assert response.status_code == 202, response.status_code
+                done = poll_done(client, response.headers["Location"])
+                assert done.status_code == 200
+                assert done.get_json()["view_args"] == {"name": name}
+                with ids_lock:
+                    ids.append(response.get_json()["id"])
+        except Exception as error:  # reported by the test, from its own thread
+            failures.append(error)
+
+    cleaning = threading.Thread(target=clean)
+    cleaning.start()
+    threads = [threading.Thread(target=submit_and_poll, args=(n,)) for n in range(submitters)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    stop_cleaning.set()
+    cleaning.join(10)
+    return ids, failures

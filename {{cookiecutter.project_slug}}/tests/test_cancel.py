@@ -33,8 +33,8 @@ def test_cancelled_queued_task_frees_its_place(make_app, gate):
     app = make_app(TASK_MAX_WORKERS=1, TASK_MAX_QUEUED=1)
     client = app.test_client()
     client.get("/async/held")
-    queued = client.get("/async/held").headers["Location"]
     gate.wait_entered()
+    queued = client.get("/async/held").headers["Location"]
     assert client.get("/async/held").status_code == 503
     client.delete(queued)
     assert client.get("/async/held").status_code == 202
@@ -88,6 +88,7 @@ def test_finished_task_is_forgotten_at_once(client, poll_done):
 def test_cancelled_task_is_forgotten_by_a_second_delete(make_app, gate):
     client = make_app(TASK_MAX_WORKERS=1).test_client()
     client.get("/async/held")
+    gate.wait_entered()
     queued = client.get("/async/held").headers["Location"]
     assert client.delete(queued).status_code == 200
     assert client.delete(queued).status_code == 204

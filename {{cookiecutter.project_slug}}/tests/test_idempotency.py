@@ -8,23 +8,23 @@ from flask import request
 KEY = {"Idempotency-Key": "order-17"}
 
 
-def test_repeated_key_answers_the_existing_task(client, engine, gate):
+def test_repeated_key_answers_the_existing_task(app, client, gate, held_tasks):
     first = client.post("/async/echo/a", headers=KEY, json={"n": 1})
     again = client.post("/async/echo/a", headers=KEY, json={"n": 1})
     assert first.status_code == again.status_code == 202
     assert again.headers["Location"] == first.headers["Location"]
     assert again.get_json()["id"] == first.get_json()["id"]
-    assert len(engine.store) == 1
+    assert held_tasks(app) == 1
 
 
-def test_repeat_after_the_task_finished_still_answers_it(client, engine, poll_done):
+def test_repeat_after_the_task_finished_still_answers_it(app, client, poll_done, held_tasks):
     first = client.get("/async/echo/a", headers=KEY)
     poll_done(client, first.headers["Location"])
     again = client.get("/async/echo/a", headers=KEY)
     assert again.status_code == 202
     assert again.headers["Location"] == first.headers["Location"]
     assert again.get_json()["status"] == "succeeded"
-    assert len(engine.store) == 1
+    assert held_tasks(app) == 1
 
 
 @pytest.mark.parametrize(
@@ -36,22 +36,22 @@ def test_repeat_after_the_task_finished_still_answers_it(client, engine, poll_do
         ("PUT", "/async/echo/a", {"n": 1}),  # another method
     ],
 )
-def test_same_key_for_a_different_request_is_a_409(client, engine, method, path, body):
+def test_same_key_for_a_different_request_is_a_409(app, client, held_tasks, method, path, body):
     client.post("/async/echo/a", headers=KEY, json={"n": 1})
     conflict = client.open(path, method=method, headers=KEY, json=body)
     assert conflict.status_code == 409
     assert conflict.content_type == "application/problem+json"
     assert conflict.get_json()["status"] == 409
-    assert len(engine.store) == 1
+    assert held_tasks(app) == 1
 
 
-def test_keys_of_different_owners_never_collide(client, engine):
+def test_keys_of_different_owners_never_collide(app, client, held_tasks):
     alice = client.get("/async/echo/a", headers={**KEY, "Authorization": "Bearer alice"})
     bob = client.get("/async/echo/a", headers={**KEY, "Authorization": "Bearer bob"})
     anonymous = client.get("/async/echo/a", headers=KEY)
     locations = {r.headers["Location"] for r in (alice, bob, anonymous)}
     assert len(locations) == 3
-    assert len(engine.store) == 3
+    assert held_tasks(app) == 3
 
 
 def test_a_forgotten_task_frees_its_key(client, poll_done):
@@ -61,7 +61,7 @@ def test_a_forgotten_task_frees_its_key(client, poll_done):
     assert client.get("/async/echo/a", headers=KEY).headers["Location"] != first
 
 
-def test_repeated_key_under_concurrency_gives_exactly_one_task(app, engine, gate):
+def test_repeated_key_under_concurrency_gives_exactly_one_task(app, gate, held_tasks):
     submitters = 8
     start = threading.Barrier(submitters)
     locations = []
@@ -80,17 +80,17 @@ def test_repeated_key_under_concurrency_gives_exactly_one_task(app, engine, gate
     assert len(locations) == submitters
     assert {status for status, _ in locations} == {202}
     assert len({location for _, location in locations}) == 1
-    assert len(engine.store) == 1
+    assert held_tasks(app) == 1
     gate.open()
 
 
 @pytest.mark.parametrize("key", ["", "k" * 256])
-def test_an_empty_or_overlong_key_is_a_400(client, engine, key):
+def test_an_empty_or_overlong_key_is_a_400(app, client, key, held_tasks):
     response = client.get("/async/echo/a", headers={"Idempotency-Key": key})
     assert response.status_code == 400
     assert response.content_type == "application/problem+json"
     assert "Idempotency-Key" in response.get_json()["detail"]
-    assert len(engine.store) == 0
+    assert held_tasks(app) == 0
 
 
 def test_a_different_form_body_under_the_same_key_is_a_409(make_app):

@@ -1,4 +1,4 @@
-"""G3: settings have defaults, come from the environment and from create_app."""
+"""Settings have defaults, come from the environment and from create_app."""
 
 import pytest
 from flask import Flask
@@ -56,7 +56,6 @@ def test_retry_after_setting_reaches_clients(make_app):
         ("TASK_RETRY_AFTER", 0),
         ("TASK_RETRY_AFTER", 1.5),
         ("EXAMPLE_TASK_SECONDS", 0),
-        ("TASK_SHUTDOWN_TIMEOUT", None),
         ("MAX_CONTENT_LENGTH", 0),
     ],
 )
@@ -72,17 +71,3 @@ def test_bad_value_from_the_environment_names_the_key(monkeypatch):
         ConfigError, match="TASK_MAX_QUEUED must be a whole number >= 0, got 'lots'"
     ):
         create_app({"SECRET_KEY": "x"})
-
-
-def test_zero_queue_is_allowed(make_app):
-    assert make_app(TASK_MAX_QUEUED=0).config["TASK_MAX_QUEUED"] == 0
-
-
-def test_missing_secret_key_warns_and_uses_a_random_one(monkeypatch, caplog):
-    monkeypatch.delenv("FLASK_SECRET_KEY", raising=False)
-    app = create_app()
-    try:
-        assert app.secret_key
-        assert "SECRET_KEY is not set" in caplog.text
-    finally:
-        app.extensions["async_api"].shutdown()

@@ -29,7 +29,7 @@ class TaskStatus(MethodView):
 
 @bp.get("/health")
 def health():
-    return {"status": "ok"}
+    return task_engine().health_response()
 
 
 answer = Answer.as_view("answer")

@@ -38,7 +38,7 @@ class TaskStatus(Resource):
 
 class Health(Resource):
     def get(self):
-        return {"status": "ok"}
+        return task_engine().health_response()
 
 
 def init_app(app):

@@ -7,7 +7,7 @@ is False), so the same view works synchronously and as a task.
 import numbers
 from contextvars import ContextVar
 
-# (store, task) of the task this thread is running, if any.
+# The task this thread runs (a backend's ``RunningTask``), if any.
 running_task = ContextVar("running_task", default=None)
 
 
@@ -18,13 +18,13 @@ class CurrentTask:
     def id(self):
         """The running task's id, or None outside a task."""
         running = running_task.get()
-        return None if running is None else running[1].id
+        return None if running is None else running.id
 
     @property
     def cancelled(self):
         """True once a client asked, with ``DELETE``, for this task to stop."""
         running = running_task.get()
-        return running is not None and running[1].cancel_requested
+        return running is not None and running.cancelled
 
     def report(self, percent, message=None):
         """Show ``percent`` done (0 to 100) and an optional ``message`` to pollers."""
@@ -34,8 +34,7 @@ class CurrentTask:
             raise ValueError(f"percent must be from 0 to 100, got {percent!r}")
         running = running_task.get()
         if running is not None:
-            store, task = running
-            store.report(task, (percent, None if message is None else str(message)))
+            running.report((percent, None if message is None else str(message)))
 
 
 current_task = CurrentTask()

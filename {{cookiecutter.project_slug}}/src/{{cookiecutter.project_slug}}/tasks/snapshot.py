@@ -62,7 +62,7 @@ class ResponseSnapshot:
         self.body = body
 
     @classmethod
-    def capture(cls, response, task_status, shared_heads):
+    def capture(cls, response, task_status, shared_heads=None):
         """Read ``response`` whole (a streamed body too) and close it.
 
         ``Task-Status`` joins its headers now, once, rather than on each poll.
@@ -70,8 +70,10 @@ class ResponseSnapshot:
         try:
             response.direct_passthrough = False
             body = response.get_data()
-            headers = (*response.headers.items(), ("Task-Status", task_status))
-            return cls(shared_heads.share((response.status, headers)), body)
+            head = (response.status, (*response.headers.items(), ("Task-Status", task_status)))
+            if shared_heads is not None:
+                head = shared_heads.share(head)
+            return cls(head, body)
         finally:
             response.close()
 

@@ -1,4 +1,4 @@
-"""The threads backend: a bounded pool of worker threads in the web process.
+"""A bounded pool of worker threads in the web process.
 
 ``concurrent.futures.ThreadPoolExecutor`` queues without limit and runs queued
 work at interpreter exit; this pool refuses work past ``max_workers`` running
@@ -11,7 +11,7 @@ import time
 from collections import deque
 
 
-class ThreadBackend:
+class WorkerPool:
     """Run tasks on at most ``max_workers`` threads, with ``max_queued`` waiting."""
 
     def __init__(self, run, max_workers, max_queued, name="task-worker"):

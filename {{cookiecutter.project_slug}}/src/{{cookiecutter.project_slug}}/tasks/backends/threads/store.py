@@ -6,16 +6,11 @@ task move through its states in order.
 """
 
 import threading
+import time
 from collections import deque
 
-from .problems import CANCELLED_PROBLEM
-
-QUEUED = "queued"
-RUNNING = "running"
-SUCCEEDED = "succeeded"
-FAILED = "failed"
-CANCELLED = "cancelled"
-FINISHED = frozenset({SUCCEEDED, FAILED, CANCELLED})
+from ...backend import CANCELLED, FINISHED, QUEUED, RUNNING
+from ...problems import CANCELLED_PROBLEM
 
 # A cleaner pass removes at most this many tasks per hold of the lock, so that
 # submits and polls never wait long behind it.
@@ -31,6 +26,7 @@ class Task:
         "status",
         "created_at",
         "updated_at",
+        "finished_at",
         "progress",
         "request",
         "response",
@@ -43,27 +39,45 @@ class Task:
         self.id = task_id
         self.owner = owner
         self.status = QUEUED
+        # Shown to clients on the wall clock; expiry runs on the store's own
+        # clock (monotonic), so that a step of the wall clock (NTP) neither
+        # keeps tasks nor drops them early.
         self.created_at = now
         self.updated_at = now
+        self.finished_at = None
         self.progress = None
         self.request = request
         self.response = None
         self.error = None
         self.cancel_requested = False
-        # (scope, fingerprint): the owner and Idempotency-Key the task is held
-        # under, and a digest of the request, or None.
+        # The owner, Idempotency-Key and request digest the task is held
+        # under (an ``Idempotency``), or None.
         self.idempotency = idempotency
 
     @property
     def finished(self):
         return self.status in FINISHED
 
+    @property
+    def fingerprint(self):
+        return None if self.idempotency is None else self.idempotency.fingerprint
+
+    @property
+    def scope(self):
+        """Whose ``Idempotency-Key`` the task is held under, or None."""
+        return None if self.idempotency is None else self.idempotency[:2]
+
 
 class TaskStore:
-    """Tasks by id, finished tasks in the order they finished."""
+    """Tasks by id, finished tasks in the order they finished.
 
-    def __init__(self, clock):
+    ``clock`` tells the time for expiry (monotonic seconds); ``wall_clock``
+    the times shown to clients.
+    """
+
+    def __init__(self, clock=time.monotonic, wall_clock=time.time):
         self.clock = clock
+        self.wall_clock = wall_clock
         self._lock = threading.Lock()
         self._tasks = {}
         self._by_idempotency_scope = {}
@@ -90,8 +104,8 @@ class TaskStore:
     def add(self, task):
         """Hold ``task``; or, if its idempotency scope is taken, return that task."""
         with self._lock:
-            if task.idempotency is not None:
-                scope = task.idempotency[0]
+            scope = task.scope
+            if scope is not None:
                 existing = self._by_idempotency_scope.get(scope)
                 if existing is not None:
                     return existing
@@ -111,13 +125,13 @@ class TaskStore:
             if task.status != QUEUED:
                 return False
             task.status = RUNNING
-            task.updated_at = self.clock()
+            task.updated_at = self.wall_clock()
             return True
 
     def report(self, task, progress):
         with self._lock:
             task.progress = progress
-            task.updated_at = self.clock()
+            task.updated_at = self.wall_clock()
 
     def finish(self, task, status, response=None, error=None):
         """End ``task``; a cancellation requested while it ran wins over ``status``."""
@@ -141,7 +155,7 @@ class TaskStore:
                 self._end(task, CANCELLED, None, CANCELLED_PROBLEM)
             elif previous == RUNNING and not task.cancel_requested:
                 task.cancel_requested = True
-                task.updated_at = self.clock()
+                task.updated_at = self.wall_clock()
             return previous
 
     def remove_expired(self, finished_before):
@@ -151,7 +165,7 @@ class TaskStore:
         while more:
             with self._lock:
                 for _ in range(REMOVAL_BATCH):
-                    if not self._finished or self._finished[0].updated_at >= finished_before:
+                    if not self._finished or self._finished[0].finished_at >= finished_before:
                         more = False
                         break
                     removed += self._remove(self._finished.popleft())
@@ -163,7 +177,8 @@ class TaskStore:
         # The request snapshot holds the caller's credentials: keep it no
         # longer than the task runs.
         task.request = None
-        task.updated_at = self.clock()  # a finished task changes no more
+        task.updated_at = self.wall_clock()  # a finished task changes no more
+        task.finished_at = self.clock()
         # The status last: polls read it without the lock, then the outcome.
         task.status = status
         self._finished.append(task)
@@ -172,8 +187,7 @@ class TaskStore:
         if self._tasks.get(task.id) is not task:
             return 0
         del self._tasks[task.id]
-        if task.idempotency is not None:
-            scope = task.idempotency[0]
-            if self._by_idempotency_scope.get(scope) is task:
-                del self._by_idempotency_scope[scope]
+        scope = task.scope
+        if scope is not None and self._by_idempotency_scope.get(scope) is task:
+            del self._by_idempotency_scope[scope]
         return 1

@@ -1,12 +1,14 @@
-"""H8: at most TASK_MAX_WORKERS run and TASK_MAX_QUEUED wait; beyond that, 503."""
+"""Backpressure: at most TASK_MAX_WORKERS run and TASK_MAX_QUEUED wait; beyond that, 503."""
 
 import pytest
 
 
 @pytest.mark.parametrize(("workers", "queued"), [(2, 1), (1, 0), (3, 2)])
-def test_submit_beyond_the_limits_answers_503_and_records_nothing(make_app, gate, workers, queued):
+def test_submit_beyond_the_limits_answers_503_and_records_nothing(
+    make_app, gate, held_tasks, workers, queued
+):
     app = make_app(TASK_MAX_WORKERS=workers, TASK_MAX_QUEUED=queued)
-    client, store = app.test_client(), app.extensions["async_api"].store
+    client = app.test_client()
     accepted = [client.get("/async/held") for _ in range(workers + queued)]
     assert [r.status_code for r in accepted] == [202] * (workers + queued)
     gate.wait_entered(workers)
@@ -17,7 +19,7 @@ def test_submit_beyond_the_limits_answers_503_and_records_nothing(make_app, gate
     assert refused.content_type == "application/problem+json"
     assert refused.get_json()["status"] == 503
     assert "Task-Status" not in refused.headers
-    assert len(store) == workers + queued
+    assert held_tasks(app) == workers + queued
 
     statuses = [client.get(r.headers["Location"]).headers["Task-Status"] for r in accepted]
     assert statuses.count("running") == workers
@@ -41,6 +43,6 @@ def test_worker_threads_never_exceed_the_limit(make_app, gate):
     for _ in range(40):
         assert client.get("/async/held").status_code == 202
     gate.wait_entered(3)
-    backend = app.extensions["async_api"].backend
-    assert len(backend.workers) == 3
-    assert all(worker.is_alive() for worker in backend.workers)
+    pool = app.extensions["async_api"].backend.pool
+    assert len(pool.workers) == 3
+    assert all(worker.is_alive() for worker in pool.workers)

@@ -1,0 +1,94 @@
+"""What a task backend does for the engine: one small interface, and its words.
+
+The engine answers HTTP; a backend keeps the tasks and runs them. Whichever
+backend a project uses, the engine, the REST layers and the replay of a
+request never ask which one it is.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, NamedTuple, Protocol
+
+if TYPE_CHECKING:
+    from .snapshot import RequestSnapshot, ResponseSnapshot
+
+QUEUED = "queued"
+RUNNING = "running"
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+CANCELLED = "cancelled"
+FINISHED = frozenset({SUCCEEDED, FAILED, CANCELLED})
+
+
+class Idempotency(NamedTuple):
+    """The ``Idempotency-Key`` a submit came with: whose, which key, and what request."""
+
+    owner: bytes | None
+    key: str
+    fingerprint: bytes
+
+
+class Busy(Exception):
+    """No place for another task: the submit is refused and nothing is recorded."""
+
+
+class Unavailable(Exception):
+    """The backend cannot be reached now (its store is down); try again later."""
+
+
+class TaskState(Protocol):
+    """What the engine reads of a task to answer about it."""
+
+    id: str
+    owner: bytes | None  # keyed hash of the submitter, or None: anyone's
+    status: str
+    created_at: float  # seconds since the epoch
+    updated_at: float
+    progress: tuple[float, str | None] | None
+    error: dict | None  # the problem a failed or cancelled task ended with
+    response: ResponseSnapshot | None  # what the view answered, once finished
+
+    @property
+    def fingerprint(self) -> bytes | None:
+        """The digest of the request held under an ``Idempotency-Key``, if any."""
+
+
+class RunningTask(Protocol):
+    """What a view running as a task can ask about itself (``current_task``)."""
+
+    id: str
+
+    @property
+    def cancelled(self) -> bool: ...
+
+    def report(self, progress: tuple[float, str | None]) -> None: ...
+
+
+class TaskBackend(Protocol):
+    """Keeps tasks, runs them, and tells the engine about them."""
+
+    def submit(
+        self, owner: bytes | None, request: RequestSnapshot, idempotency: Idempotency | None
+    ) -> tuple[TaskState, bool]:
+        """Hold and start a task; ``(task, True)``.
+
+        If ``idempotency`` names a task held already, start nothing and return
+        ``(that task, False)``. Raise ``Busy`` when full, ``Unavailable`` when
+        the backend cannot be reached.
+        """
+
+    def get(self, task_id: str) -> TaskState | None:
+        """The task, or None if it never existed, expired or was forgotten."""
+
+    def cancel(self, task: TaskState) -> tuple[str | None, TaskState | None]:
+        """Cancel a queued task, ask a running one to stop, forget a finished one.
+
+        Returns the status the task had before (None if it was gone already),
+        and the task as it is now (None once forgotten).
+        """
+
+    def healthy(self) -> bool:
+        """Whether the backend can take and answer tasks now."""
+
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Stop, as the process exits; see the backend for what happens to tasks."""

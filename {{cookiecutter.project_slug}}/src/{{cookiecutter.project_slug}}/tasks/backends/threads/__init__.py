@@ -1,0 +1,150 @@
+"""The threads backend: tasks run on a bounded pool of threads in the web process.
+
+Tasks and their answers live in that process's memory (``TaskStore``), a
+cleaner thread drops finished ones once they expire, and the process gives
+running tasks ``TASK_SHUTDOWN_TIMEOUT`` seconds to finish when it exits.
+"""
+
+from __future__ import annotations
+
+import atexit
+import secrets
+import weakref
+
+from flask import Flask
+
+from ...backend import FAILED, QUEUED, RUNNING, Busy, Idempotency
+from ...cleaner import Cleaner
+from ...problems import STOPPED_PROBLEM
+from ...replay import run_task
+from ...snapshot import RequestSnapshot, SharedHeads
+from .pool import WorkerPool
+from .store import Task, TaskStore
+
+# Backends still running, so that the process can shut them down as it exits.
+_live_backends: weakref.WeakSet[ThreadBackend] = weakref.WeakSet()
+
+
+class ThreadBackend:
+    """Tasks in this process: a store, a worker pool and a cleaner."""
+
+    def __init__(self, app: Flask) -> None:
+        config = app.config
+        self.app = app
+        self.shutdown_timeout = config["TASK_SHUTDOWN_TIMEOUT"]
+        self.store = TaskStore()
+        # Retained answers share one copy of each identical status and headers.
+        self.shared_heads = SharedHeads()
+        self.pool = WorkerPool(self._run, config["TASK_MAX_WORKERS"], config["TASK_MAX_QUEUED"])
+        retention = config["TASK_RETENTION"]
+        self.cleaner = Cleaner(
+            lambda store=self.store: store.remove_expired(store.clock() - retention),
+            config["TASK_CLEANUP_INTERVAL"],
+            app.logger,
+        )
+        self._stopped = False
+        self.cleaner.start()
+        # Stops the cleaner when an app that never ran a task is collected
+        # (tests make many apps). Once a task ran, the pool's threads hold the
+        # backend: ``shutdown()`` stops it, and runs at exit by itself.
+        weakref.finalize(self, self.cleaner.stop)
+        _live_backends.add(self)
+
+    @property
+    def clock(self):
+        """The function that tells the time in seconds, for expiry (monotonic)."""
+        return self.store.clock
+
+    @clock.setter
+    def clock(self, clock):
+        self.store.clock = clock
+
+    def submit(
+        self, owner: bytes | None, request: RequestSnapshot, idempotency: Idempotency | None
+    ) -> tuple[Task, bool]:
+        if idempotency is not None:
+            existing = self.store.find_by_scope(idempotency[:2])
+            if existing is not None:
+                return existing, False
+        if not self.pool.reserve():
+            raise Busy
+        task = Task(secrets.token_urlsafe(16), owner, request, self.store.wall_clock(), idempotency)
+        held = self.store.add(task)
+        if held is not task:
+            self.pool.release()
+            return held, False
+        if not self.pool.run(task):
+            self.store.discard(task)
+            raise Busy
+        return task, True
+
+    def get(self, task_id: str) -> Task | None:
+        return self.store.get(task_id)
+
+    def cancel(self, task: Task) -> tuple[str | None, Task | None]:
+        previous = self.store.request_cancel(task)
+        if self.store.get(task.id) is not task:
+            return None, None
+        if previous in (QUEUED, RUNNING):
+            if previous == QUEUED:
+                self.pool.cancel(task)  # free its place in the queue now
+            return previous, task
+        self.store.discard(task)
+        return previous, None
+
+    def healthy(self) -> bool:
+        return not self._stopped
+
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Stop taking tasks; give running ones ``timeout`` seconds to finish.
+
+        Tasks that never started end ``failed``: the service stopped.
+        """
+        if self._stopped:
+            return
+        self._stopped = True
+        self.cleaner.stop()
+        if timeout is None:
+            timeout = self.shutdown_timeout
+        for task in self.pool.close():
+            self.store.finish(task, FAILED, None, STOPPED_PROBLEM)
+            self.app.logger.warning(
+                "Task %s failed: the service stopped before it started", task.id
+            )
+        if not self.pool.wait(timeout):
+            for task in self.store.unfinished():
+                self.app.logger.warning(
+                    "Task %s was still running when the service stopped", task.id
+                )
+
+    def _run(self, task: Task) -> None:
+        """In a worker thread: run the task unless it was cancelled while it waited."""
+        request = task.request
+        if not self.store.start(task):
+            return
+        outcome = run_task(self.app, _Running(self.store, task), request, self.shared_heads)
+        self.store.finish(task, *outcome)
+
+
+class _Running:
+    """``current_task`` for a task of this process (a ``RunningTask``)."""
+
+    __slots__ = ("_store", "_task", "id")
+
+    def __init__(self, store: TaskStore, task: Task) -> None:
+        self._store = store
+        self._task = task
+        self.id = task.id
+
+    @property
+    def cancelled(self) -> bool:
+        return self._task.cancel_requested
+
+    def report(self, progress: tuple[float, str | None]) -> None:
+        self._store.report(self._task, progress)
+
+
+@atexit.register
+def _shutdown_live_backends() -> None:
+    for backend in list(_live_backends):
+        backend.shutdown()

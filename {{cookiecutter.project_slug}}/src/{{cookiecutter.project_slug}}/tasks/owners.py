@@ -1,0 +1,68 @@
+"""Who a task belongs to, and which submits are the same request.
+
+Owners are kept only as a keyed hash (HMAC-SHA256 with the app's
+``SECRET_KEY``), compared in constant time. An ``Idempotency-Key`` is held per
+owner, with a digest of the request it came with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from flask import Request
+
+from .snapshot import RequestSnapshot
+
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
+
+
+def authorization_owner(request: Request) -> str | None:
+    """The default owner of a task: the credentials that submitted it.
+
+    The scheme is compared without regard to case (RFC 9110), the
+    credentials exactly: ``bearer alice`` is ``Bearer alice``.
+    """
+    authorization = request.headers.get("Authorization")
+    if not authorization:
+        return None
+    scheme, _, credentials = authorization.partition(" ")
+    return f"{scheme.lower()} {credentials}" if credentials else scheme.lower()
+
+
+def owner_hash(secret_key: str | bytes, owner: object | None) -> bytes | None:
+    """The keyed hash of ``owner``, or None for no owner."""
+    if owner is None:
+        return None
+    if isinstance(secret_key, str):
+        secret_key = secret_key.encode()
+    return hmac.new(secret_key, str(owner).encode(), hashlib.sha256).digest()
+
+
+def may_see(task_owner: bytes | None, requester: bytes | None) -> bool:
+    """Whether ``requester`` may see a task of ``task_owner`` (no owner: anyone)."""
+    if task_owner is None:
+        return True
+    return requester is not None and hmac.compare_digest(task_owner, requester)
+
+
+def valid_idempotency_key(key: str) -> bool:
+    return 0 < len(key) <= MAX_IDEMPOTENCY_KEY_LENGTH
+
+
+def fingerprint(snapshot: RequestSnapshot) -> bytes:
+    """What makes two submits the same request, for ``Idempotency-Key``."""
+    environ = snapshot.environ
+    digest = hashlib.sha256()
+    for part in (
+        environ["REQUEST_METHOD"],
+        environ.get("PATH_INFO", ""),
+        environ.get("QUERY_STRING", ""),
+    ):
+        digest.update(part.encode("latin-1") + b"\0")
+    digest.update(snapshot.body)
+    return digest.digest()
+
+
+def same_request(held: bytes | None, submitted: bytes) -> bool:
+    return held is not None and hmac.compare_digest(held, submitted)

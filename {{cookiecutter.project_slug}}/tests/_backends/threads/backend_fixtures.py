@@ -1,0 +1,50 @@
+"""Fixtures for the threads backend: tasks run in the test process itself."""
+
+import pytest
+from helpers import FakeClock
+
+
+@pytest.fixture
+def backend_config():
+    """Settings every test app gets on this backend."""
+    return {"TASK_SHUTDOWN_TIMEOUT": 5}
+
+
+class TaskRunner:
+    """Nothing to start: the app's own worker threads run its tasks."""
+
+    def start(self, app):
+        pass
+
+    def stop(self):
+        pass
+
+
+@pytest.fixture
+def task_runner():
+    return TaskRunner()
+
+
+@pytest.fixture
+def held_tasks():
+    """``held_tasks(app)``: how many tasks the app holds, whatever their state."""
+    return lambda app: len(app.extensions["async_api"].backend.store)
+
+
+@pytest.fixture
+def stored_task():
+    """``stored_task(app, task_id)``: every field the app keeps of a task, by name."""
+
+    def stored(app, task_id):
+        task = app.extensions["async_api"].backend.store.get(task_id)
+        return {name: getattr(task, name) for name in task.__slots__}
+
+    return stored
+
+
+@pytest.fixture
+def clock(app):
+    """The app's expiry clock, moved only by the test."""
+    clock = FakeClock()
+    app.extensions["async_api"].backend.clock = clock
+    return clock
