@@ -164,7 +164,7 @@ def baked_settings(project):
         f"from {slug} import create_app\n"
         f"from {slug}.settings import DEFAULTS\n"
         "keys = ('TASK_CLEANUP_INTERVAL', 'TASK_RETENTION')\n"
-        "app = create_app({'TESTING': True})\n"
+        "app = create_app({'TESTING': True, 'SECRET_KEY': 'x'})\n"
         "print(json.dumps([{k: DEFAULTS[k] for k in keys}, {k: app.config[k] for k in keys}]))\n"
     )
     result = run(

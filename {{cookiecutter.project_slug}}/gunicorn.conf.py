@@ -19,9 +19,23 @@ def _setting(key, default, convert, rule):
 wsgi_app = "{{ cookiecutter.project_slug }}:create_app()"
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{_setting('PORT', '8000', int, 'a port number')}"
 
+{%- if cookiecutter.task_backend == "celery" %}
+# Several worker processes: every task lives in Redis, so any process (on any
+# machine sharing the Redis) answers for any task. Tasks run in Celery workers.
+workers = _setting("WEB_CONCURRENCY", "4", int, "a whole number >= 1")
+worker_class = "gthread"
+threads = _setting("GUNICORN_THREADS", "8", int, "a whole number >= 1")
+
+# A web process touches no task on SIGTERM: it finishes its requests and exits.
+graceful_timeout = 30
+
+# The app must load in each worker, not in the arbiter before the fork: its
+# Redis connections and reaper thread would not survive a fork.
+preload_app = False
+{%- else %}
 # One worker process. With the threads backend a task lives in the memory of
 # the process that took it: with two workers, a poll that reaches the other
-# one answers 404 (24 to 50 percent of polls, measured on the original design).
+# one answers 404 (24 to 50 percent of polls, measured on a design that did).
 # Scale with threads here, and with TASK_MAX_WORKERS for the tasks themselves.
 workers = 1
 worker_class = "gthread"
@@ -36,6 +50,7 @@ graceful_timeout = math.ceil(
 # The app must load in the worker, not in the arbiter before the fork: its
 # cleaner and worker threads would not survive a fork.
 preload_app = False
+{%- endif %}
 
 accesslog = "-"
 

@@ -1,5 +1,5 @@
 import pytest
-from helpers import Gate, register_views, wait_for
+from helpers import Gate, Gunicorn, register_views, wait_for
 
 from {{ cookiecutter.project_slug }} import create_app
 
@@ -72,3 +72,17 @@ def poll_done():
         return answers[-1]
 
     return poll
+
+
+@pytest.fixture
+def gunicorn(tmp_path):
+    """``gunicorn(**env)``: the service under gunicorn on 127.0.0.1; stopped after the test."""
+    servers = []
+
+    def start(**env):
+        servers.append(Gunicorn(tmp_path / f"gunicorn-{len(servers)}.log", **env))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.stop()

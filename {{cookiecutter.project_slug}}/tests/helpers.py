@@ -1,11 +1,21 @@
 """Test doubles and waiting helpers shared by the test modules."""
 
+import os
+import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
+import urllib.error
+import urllib.request
+from pathlib import Path
 
 from flask import abort, current_app, g, request, stream_with_context
 
 from {{ cookiecutter.project_slug }} import async_api, current_task
+
+PROJECT = Path(__file__).resolve().parents[1]
 
 
 def wait_for(condition, timeout=5.0, what="the condition"):
@@ -189,3 +199,63 @@ def submit_and_poll_while_cleaning(app, poll_done, prefix, submitters=8, tasks_e
     stop_cleaning.set()
     cleaning.join(10)
     return ids, failures
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Gunicorn:
+    """The service under gunicorn with its own gunicorn.conf.py, on 127.0.0.1."""
+
+    def __init__(self, log, **env):
+        self.port = free_port()
+        self.log = log
+        environment = {
+            **os.environ,
+            "HOST": "127.0.0.1",
+            "PORT": str(self.port),
+            "FLASK_SECRET_KEY": "test-secret",
+            "PYTHONPATH": os.pathsep.join([str(PROJECT / "src"), os.environ.get("PYTHONPATH", "")]),
+            **env,
+        }
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"],
+                cwd=PROJECT,
+                env=environment,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        wait_for(self.healthy, timeout=20, what="gunicorn to answer /health")
+
+    def get(self, path, headers=None):
+        url = f"http://127.0.0.1:{self.port}{path}"
+        request = urllib.request.Request(url, headers=headers or {})
+        try:
+            with urllib.request.urlopen(request, timeout=5) as r:
+                return r.status, dict(r.headers), r.read()
+        except urllib.error.HTTPError as error:
+            return error.code, dict(error.headers), error.read()
+
+    def healthy(self):
+        if self.process.poll() is not None:
+            raise AssertionError(f"gunicorn exited:\n{self.log.read_text()}")
+        try:
+            return self.get("/health")[0] == 200
+        except OSError:
+            return False
+
+    def terminate(self):
+        """SIGTERM; return the seconds until the process exited."""
+        started = time.monotonic()
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(60)
+        return time.monotonic() - started
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)

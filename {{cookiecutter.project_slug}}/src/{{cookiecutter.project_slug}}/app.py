@@ -1,6 +1,9 @@
 """The app factory."""
 
+import os
+{%- if cookiecutter.task_backend == "threads" %}
 import secrets
+{%- endif %}
 
 from flask import Flask
 from werkzeug.exceptions import HTTPException
@@ -15,15 +18,22 @@ def create_app(config=None):
     app = Flask(__package__)
     app.config.from_mapping(settings.DEFAULTS)
     app.config.from_prefixed_env()
+    # from_prefixed_env reads values as JSON when it can: a secret of digits
+    # would become a number. Text settings keep the text as typed.
+    for key in settings.TEXT_KEYS:
+        if f"FLASK_{key}" in os.environ:
+            app.config[key] = os.environ[f"FLASK_{key}"]
     if config:
         app.config.from_mapping(config)
     settings.check(app.config)
+{%- if cookiecutter.task_backend == "threads" %}
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = secrets.token_bytes(32)
         app.logger.warning(
             "SECRET_KEY is not set (FLASK_SECRET_KEY): using a random key for this process."
             " Task owners and sessions will not be recognised after a restart."
         )
+{%- endif %}
     app.register_error_handler(HTTPException, http_error_handler)
     AsyncTasks(app)
     # Imported here, once the package is whole, so that routes.py (and modules

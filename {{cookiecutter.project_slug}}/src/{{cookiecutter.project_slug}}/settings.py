@@ -11,6 +11,23 @@ DEFAULTS = {
     "TASK_RETENTION": {{ cookiecutter.task_retention_seconds | int }},
     # Seconds between cleaner passes over finished tasks.
     "TASK_CLEANUP_INTERVAL": {{ cookiecutter.cleanup_interval_seconds | int }},
+{%- if cookiecutter.task_backend == "celery" %}
+    # Tasks each Celery worker runs at once (its default concurrency).
+    "TASK_MAX_WORKERS": 8,
+    # Tasks waiting for a worker, across every process; a submit beyond that
+    # answers 503. Each waiting task holds its request body in Redis.
+    "TASK_MAX_QUEUED": 64,
+    # Seconds a client is told to wait between polls.
+    "TASK_RETRY_AFTER": 1,
+    # Redis for task state and, unless CELERY names another, the broker.
+    "TASK_REDIS_URL": "redis://localhost:6379/0",
+    # Seconds a worker holds a running task without renewing its lease; a task
+    # whose worker stopped ends failed within this plus TASK_CLEANUP_INTERVAL.
+    "TASK_LEASE": 30,
+    # Celery's own settings (lower case, as Celery names them), applied over
+    # the ones the service derives from the keys above.
+    "CELERY": {},
+{%- else %}
     # Tasks running at once.
     "TASK_MAX_WORKERS": 8,
     # Tasks waiting for a worker; a submit beyond that answers 503.
@@ -19,12 +36,17 @@ DEFAULTS = {
     "TASK_RETRY_AFTER": 1,
     # Seconds running tasks get to finish when the service stops.
     "TASK_SHUTDOWN_TIMEOUT": 30,
+{%- endif %}
     # Seconds the example task works.
     "EXAMPLE_TASK_SECONDS": 10,
     # Largest request body, in bytes (Flask's own key): every queued task holds
     # its request's body in memory until it runs. Larger bodies answer 413.
     "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,
 }
+
+
+# Settings whose environment value is taken as text, never parsed as JSON.
+TEXT_KEYS = ("SECRET_KEY"{% if cookiecutter.task_backend == "celery" %}, "TASK_REDIS_URL"{% else %},{% endif %})
 
 
 class ConfigError(ValueError):
@@ -47,15 +69,36 @@ def _optional(check):
 
 def _positive(value):
     return type(value) in (int, float) and math.isfinite(value) and value > 0
+{%- if cookiecutter.task_backend == "celery" %}
+
+
+def _text(value):
+    return isinstance(value, (str, bytes)) and len(value) > 0
+
+
+def _redis_url(value):
+    return isinstance(value, str) and value.startswith(("redis://", "rediss://", "unix://"))
+{%- endif %}
 
 
 RULES = {
     "TASK_RETENTION": (_positive, "a number > 0"),
     "TASK_CLEANUP_INTERVAL": (_positive, "a number > 0"),
     "TASK_MAX_WORKERS": (_whole(1), "a whole number >= 1"),
+{%- if cookiecutter.task_backend == "celery" %}
+    # A task waits in the queue until a worker takes it: 0 would refuse all.
+    "TASK_MAX_QUEUED": (_whole(1), "a whole number >= 1"),
+    "TASK_RETRY_AFTER": (_whole(1), "a whole number >= 1"),
+    "TASK_REDIS_URL": (_redis_url, "a redis:// or rediss:// URL"),
+    "TASK_LEASE": (_positive, "a number > 0"),
+    "CELERY": (lambda value: isinstance(value, dict), "a mapping of Celery settings"),
+    # Every process must hash task owners with the same key.
+    "SECRET_KEY": (_text, "set (FLASK_SECRET_KEY), the same in every process"),
+{%- else %}
     "TASK_MAX_QUEUED": (_whole(0), "a whole number >= 0"),
     "TASK_RETRY_AFTER": (_whole(1), "a whole number >= 1"),
     "TASK_SHUTDOWN_TIMEOUT": (_positive, "a number > 0"),
+{%- endif %}
     "EXAMPLE_TASK_SECONDS": (_positive, "a number > 0"),
     "MAX_CONTENT_LENGTH": (_optional(_whole(1)), "a whole number of bytes >= 1, or null"),
 }

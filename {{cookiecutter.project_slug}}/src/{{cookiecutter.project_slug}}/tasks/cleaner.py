@@ -17,9 +17,17 @@ class Cleaner:
         self._logger = logger
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self._starting = threading.Lock()
 
     def start(self):
         self._thread.start()
+
+    def ensure_started(self):
+        """Start the thread unless it runs already (or was stopped)."""
+        if self._thread.ident is None and not self._stopped.is_set():
+            with self._starting:
+                if self._thread.ident is None:
+                    self._thread.start()
 
     def stop(self):
         self._stopped.set()

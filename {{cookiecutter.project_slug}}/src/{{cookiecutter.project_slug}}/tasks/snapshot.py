@@ -8,6 +8,7 @@ body would be empty from the second poll on.
 """
 
 import io
+import json
 import sys
 
 from flask import Response
@@ -42,6 +43,18 @@ class RequestSnapshot:
                 environ[key] = live[key]
         if body:
             environ["CONTENT_LENGTH"] = str(len(body))
+        return cls(environ, body)
+
+    def environ_json(self):
+        """The environ as JSON text, ASCII only, for a store outside this process."""
+        environ = {key: value for key, value in self.environ.items() if key != "wsgi.version"}
+        return json.dumps(environ)
+
+    @classmethod
+    def from_environ_json(cls, text, body):
+        """The snapshot that ``environ_json`` and its ``body`` were made from."""
+        environ = json.loads(text)
+        environ["wsgi.version"] = (1, 0)
         return cls(environ, body)
 
     def to_environ(self):

