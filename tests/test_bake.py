@@ -28,7 +28,13 @@ OPTION_MARKERS = {
         "flask": {"patterns": [r"\bflask\.views\b"], "distribution": None},
     },
     "task_backend": {
-        "threads": {"patterns": [r"\bThreadBackend\b"], "distribution": None},
+        # No thread pool and no in-process store in a celery bake.
+        "threads": {
+            "patterns": [r"\bThreadBackend\b", r"\bWorkerPool\b", r"\bTaskStore\b"],
+            "distribution": None,
+        },
+        # Nothing of Celery or Redis in a threads bake.
+        "celery": {"patterns": [r"(?i)\bcelery\b", r"(?i)\bredis\b"], "distribution": "celery"},
     },
 }
 
