@@ -18,9 +18,9 @@ import threading
 import time
 
 from async_flask_service import create_app
-from async_flask_service.tasks.snapshot import ResponseSnapshot
 from async_flask_service.tasks.backend import SUCCEEDED
 from async_flask_service.tasks.backends.threads.store import Task
+from async_flask_service.tasks.snapshot import ResponseSnapshot
 from flask import Response
 
 # When the expired tasks finished, when the others did, and the cutoff between.

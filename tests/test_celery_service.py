@@ -20,8 +20,6 @@ import urllib.parse
 from pathlib import Path
 
 import pytest
-
-from conftest import clean_env
 from test_installed_project import (
     free_port,
     http_get,
@@ -29,6 +27,8 @@ from test_installed_project import (
     readme_command,
     wait_until_serving,
 )
+
+from conftest import clean_env
 
 TASKS = 100
 
