@@ -53,7 +53,28 @@ preload_app = False
 {%- endif %}
 
 accesslog = "-"
+{%- if cookiecutter.task_backend == "celery" %}
+# Gunicorn's usual line, and which worker process answered.
+access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" pid=%(p)s'
+{%- endif %}
 
 # Gunicorn 27's control socket lives at one path per user: two services (or
 # two test runs) on one machine would fight over it. Nothing here uses it.
 control_socket_disable = True
+
+
+def on_starting(server):
+    """Check the app's settings once, before any worker starts.
+
+    A bad setting then stops the server with one line naming the key, rather
+    than a traceback from every worker that fails to boot.
+    """
+    from flask import Flask
+
+    from {{ cookiecutter.project_slug }}.app import configure
+    from {{ cookiecutter.project_slug }}.settings import ConfigError
+
+    try:
+        configure(Flask("{{ cookiecutter.project_slug }}"))
+    except ConfigError as error:
+        raise SystemExit(f"{{ cookiecutter.project_slug }}: {error}") from None

@@ -1,7 +1,12 @@
 """Settings have defaults, come from the environment and from create_app."""
 
+import os
+import subprocess
+import sys
+
 import pytest
 from flask import Flask
+from helpers import PROJECT, free_port
 
 from {{ cookiecutter.project_slug }} import create_app
 from {{ cookiecutter.project_slug }}.settings import ConfigError
@@ -79,3 +84,25 @@ def test_a_secret_key_of_digits_stays_text(monkeypatch):
         assert app.secret_key == "12345678901234567890"
     finally:
         app.extensions["async_api"].shutdown()
+
+
+def test_gunicorn_stops_on_a_bad_setting_with_one_line_naming_it():
+    env = {
+        **os.environ,
+        "FLASK_SECRET_KEY": "test-secret",
+        "FLASK_TASK_RETRY_AFTER": "0",
+        "HOST": "127.0.0.1",
+        "PORT": str(free_port()),
+        "PYTHONPATH": os.pathsep.join([str(PROJECT / "src"), os.environ.get("PYTHONPATH", "")]),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"],
+        cwd=PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "TASK_RETRY_AFTER must be a whole number >= 1, got 0" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -16,6 +16,19 @@ from .tasks.problems import http_error_handler
 def create_app(config=None):
     """Make the app: defaults, then ``FLASK_*`` environment variables, then ``config``."""
     app = Flask(__package__)
+    configure(app, config)
+    app.register_error_handler(HTTPException, http_error_handler)
+    AsyncTasks(app)
+    # Imported here, once the package is whole, so that routes.py (and modules
+    # it imports) can use ``from {{ cookiecutter.project_slug }} import async_api``.
+    from . import routes
+
+    routes.init_app(app)
+    return app
+
+
+def configure(app, config=None):
+    """Load and check the settings; raise ``settings.ConfigError`` naming a bad key."""
     app.config.from_mapping(settings.DEFAULTS)
     app.config.from_prefixed_env()
     # from_prefixed_env reads values as JSON when it can: a secret of digits
@@ -34,11 +47,3 @@ def create_app(config=None):
             " Task owners and sessions will not be recognised after a restart."
         )
 {%- endif %}
-    app.register_error_handler(HTTPException, http_error_handler)
-    AsyncTasks(app)
-    # Imported here, once the package is whole, so that routes.py (and modules
-    # it imports) can use ``from {{ cookiecutter.project_slug }} import async_api``.
-    from . import routes
-
-    routes.init_app(app)
-    return app

@@ -5,11 +5,14 @@ Each key can be set from the environment with Flask's prefix convention
 """
 
 import math
+{%- if cookiecutter.task_backend == "celery" %}
+from urllib.parse import urlsplit
+{%- endif %}
 
 DEFAULTS = {
     # Seconds a finished task stays retrievable.
     "TASK_RETENTION": {{ cookiecutter.task_retention_seconds | int }},
-    # Seconds between cleaner passes over finished tasks.
+    # Seconds between the cleaner's passes.
     "TASK_CLEANUP_INTERVAL": {{ cookiecutter.cleanup_interval_seconds | int }},
 {%- if cookiecutter.task_backend == "celery" %}
     # Tasks each Celery worker runs at once (its default concurrency).
@@ -40,7 +43,7 @@ DEFAULTS = {
     # Seconds the example task works.
     "EXAMPLE_TASK_SECONDS": 10,
     # Largest request body, in bytes (Flask's own key): every queued task holds
-    # its request's body in memory until it runs. Larger bodies answer 413.
+    # its request's body until it runs. Larger bodies answer 413.
     "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,
 }
 
@@ -77,7 +80,14 @@ def _text(value):
 
 
 def _redis_url(value):
-    return isinstance(value, str) and value.startswith(("redis://", "rediss://", "unix://"))
+    if not isinstance(value, str):
+        return False
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
+    except ValueError:
+        return False
+    return parts.scheme in ("redis", "rediss", "unix")
 {%- endif %}
 
 
@@ -89,7 +99,7 @@ RULES = {
     # A task waits in the queue until a worker takes it: 0 would refuse all.
     "TASK_MAX_QUEUED": (_whole(1), "a whole number >= 1"),
     "TASK_RETRY_AFTER": (_whole(1), "a whole number >= 1"),
-    "TASK_REDIS_URL": (_redis_url, "a redis:// or rediss:// URL"),
+    "TASK_REDIS_URL": (_redis_url, "a redis://, rediss:// or unix:// URL"),
     "TASK_LEASE": (_positive, "a number > 0"),
     "CELERY": (lambda value: isinstance(value, dict), "a mapping of Celery settings"),
     # Every process must hash task owners with the same key.

@@ -37,7 +37,7 @@ class Cleaner:
         self._stopped.set()
 
     def run_pass(self):
-        """One pass, now; returns how many tasks it removed (0 if it failed)."""
+        """One pass, now; returns what the pass returned (0 if it failed)."""
         try:
             return self._clean()
         except Exception:

@@ -167,11 +167,12 @@ class AsyncTasks:
             return forgotten
         return self._monitor(task, 200 if previous == QUEUED else 202)
 
-    def health_response(self) -> tuple[dict, int]:
+    def health_response(self) -> tuple[dict, int, dict]:
         """``/health``: 200 while tasks can be taken and answered, else 503."""
         if self.backend.healthy():
-            return {"status": "ok"}, 200
-        return {"status": "unavailable", "detail": UNAVAILABLE_PROBLEM["detail"]}, 503
+            return {"status": "ok"}, 200, {}
+        body = {"status": "unavailable", "detail": UNAVAILABLE_PROBLEM["detail"]}
+        return body, 503, {"Retry-After": self.retry_after}
 
     # -- helpers --------------------------------------------------------
 

@@ -14,9 +14,6 @@ def problem(status, title, detail):
 
 
 CANCELLED_PROBLEM = problem(409, "Conflict", "The task was cancelled before it finished.")
-STOPPED_PROBLEM = problem(
-    503, "Service Unavailable", "The service stopped before the task could start."
-)
 
 
 def problem_for_exception(error):

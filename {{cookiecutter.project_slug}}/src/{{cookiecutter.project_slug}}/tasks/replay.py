@@ -20,7 +20,7 @@ from .snapshot import ResponseSnapshot
 
 if TYPE_CHECKING:
     from .backend import RunningTask
-    from .snapshot import RequestSnapshot, SharedHeads
+    from .snapshot import HeadCache, RequestSnapshot
 
 
 class Outcome(NamedTuple):
@@ -32,7 +32,7 @@ class Outcome(NamedTuple):
 
 
 def run_task(
-    app: Flask, task: RunningTask, request: RequestSnapshot, shared_heads: SharedHeads | None = None
+    app: Flask, task: RunningTask, request: RequestSnapshot, shared_heads: HeadCache | None = None
 ) -> Outcome:
     """Run the view of ``request`` as ``task`` (``current_task`` inside it)."""
     token = running_task.set(task)
@@ -47,7 +47,7 @@ def run_task(
         running_task.reset(token)
 
 
-def _replay(app: Flask, request: RequestSnapshot, shared_heads: SharedHeads | None) -> Outcome:
+def _replay(app: Flask, request: RequestSnapshot, shared_heads: HeadCache | None) -> Outcome:
     """Run the request again, as Flask would, short of ``after_request``.
 
     Those run on each poll instead, on the response rebuilt for it.
@@ -76,9 +76,7 @@ def _replay(app: Flask, request: RequestSnapshot, shared_heads: SharedHeads | No
             )
 
 
-def _server_error(
-    app: Flask, error: Exception, shared_heads: SharedHeads | None
-) -> ResponseSnapshot:
+def _server_error(app: Flask, error: Exception, shared_heads: HeadCache | None) -> ResponseSnapshot:
     """The app's own 500 answer, as Flask would give it for ``error``."""
     try:
         rv = app.handle_user_exception(InternalServerError(original_exception=error))

@@ -10,6 +10,7 @@ body would be empty from the second poll on.
 import io
 import json
 import sys
+from typing import Protocol
 
 from flask import Response
 
@@ -65,13 +66,19 @@ class RequestSnapshot:
         return environ
 
 
+class HeadCache(Protocol):
+    """Hands out one shared copy of equal (status, headers) pairs."""
+
+    def share(self, head: tuple) -> tuple: ...
+
+
 class ResponseSnapshot:
     """Status, headers and body bytes of a finished response."""
 
     __slots__ = ("head", "body")
 
     def __init__(self, head, body):
-        self.head = head  # (status line, headers): often shared, see _shared_head
+        self.head = head  # (status line, headers), maybe shared through a HeadCache
         self.body = body
 
     @classmethod
@@ -99,28 +106,3 @@ class ResponseSnapshot:
         """
         status, headers = self.head
         return Response(iter((self.body,)), status=status, headers=list(headers))
-
-
-class SharedHeads:
-    """One copy of each (status, headers) pair that many answers have.
-
-    Most tasks of a view answer with the same status and headers, so retained
-    tasks share them and a kept answer costs little more than its body.
-    Bounded; answers that set cookies keep their own, so that no cookie
-    outlives its task here.
-    """
-
-    LIMIT = 4096
-
-    def __init__(self):
-        self._heads = {}
-
-    def share(self, head):
-        shared = self._heads.get(head)
-        if shared is not None:
-            return shared
-        if len(self._heads) >= self.LIMIT or any(
-            name.lower() == "set-cookie" for name, _ in head[1]
-        ):
-            return head
-        return self._heads.setdefault(head, head)

@@ -10,6 +10,7 @@ import pytest
 from helpers import PROJECT, wait_for
 
 from {{ cookiecutter.project_slug }} import async_api, create_app
+from {{ cookiecutter.project_slug }}.tasks.backend import Unavailable
 
 WORKER_COMMAND = [
     sys.executable,
@@ -184,7 +185,65 @@ def test_redis_down_answers_503_in_bounded_time_then_recovers(redis_server, web_
         health = client.get("/health")
         assert health.status_code == 503
         assert health.get_json()["status"] == "unavailable"
+        assert int(health.headers["Retry-After"]) >= 1
     finally:
         redis_server.start()
     wait_for(lambda: client.get("/health").status_code == 200, timeout=10, what="recovery")
     assert client.get("/slow").status_code == 202
+
+
+def test_a_stalled_redis_answers_503_in_bounded_time(app, poll_done):
+    client = app.test_client()
+    known = client.get("/async/echo/a").headers["Location"]
+    poll_done(client, known)
+    redis = app.extensions["async_api"].backend.redis
+    redis.execute_command("CLIENT", "PAUSE", 4000, "ALL")  # accepts connections, answers nothing
+    started = time.monotonic()
+    stalled = client.get(known)
+    assert time.monotonic() - started < 4
+    assert stalled.status_code == 503
+    assert stalled.content_type == "application/problem+json"
+    wait_for(lambda: client.get(known).status_code == 200, timeout=10, what="Redis to answer")
+
+
+def test_a_full_redis_refuses_tasks_and_says_so_at_health(app):
+    client = app.test_client()
+    redis = app.extensions["async_api"].backend.redis
+    redis.config_set("maxmemory", 1)
+    try:
+        refused = client.get("/async/echo/a")
+        assert refused.status_code == 503
+        assert refused.content_type == "application/problem+json"
+        assert client.get("/health").status_code == 503
+    finally:
+        redis.config_set("maxmemory", 0)
+    assert client.get("/health").status_code == 200
+
+
+def test_a_lost_message_is_sent_again_after_the_lease(make_app, poll_done, monkeypatch):
+    app = make_app(TASK_LEASE=0.3, TASK_CLEANUP_INTERVAL=0.1)
+    backend = app.extensions["async_api"].backend
+    send = backend._send
+    monkeypatch.setattr(backend, "_send", lambda task_id: None)  # the web process died here
+    client = app.test_client()
+    location = client.get("/async/echo/lost").headers["Location"]
+    assert client.get(location).headers["Task-Status"] == "queued"
+    monkeypatch.setattr(backend, "_send", send)
+    assert poll_done(client, location).get_json()["view_args"] == {"name": "lost"}
+
+
+def test_a_message_that_cannot_be_sent_leaves_nothing_behind(app, held_tasks, monkeypatch):
+    backend = app.extensions["async_api"].backend
+    send = backend._send
+
+    def broker_down(task_id):
+        raise Unavailable
+
+    monkeypatch.setattr(backend, "_send", broker_down)
+    client = app.test_client()
+    key = {"Idempotency-Key": "order-1"}
+    assert client.get("/async/echo/a", headers=key).status_code == 503
+    assert held_tasks(app) == 0
+    assert not list(backend.redis.scan_iter(match=f"{app.name}:idempotency:*"))
+    monkeypatch.setattr(backend, "_send", send)
+    assert client.get("/async/echo/a", headers=key).status_code == 202

@@ -12,6 +12,7 @@ finished tasks ``TASK_RETENTION`` seconds after they finished.
 from __future__ import annotations
 
 import threading
+import time
 
 import redis
 from flask import Flask
@@ -19,7 +20,7 @@ from kombu.exceptions import OperationalError
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from ...backend import QUEUED, RUNNING, Idempotency, Unavailable
+from ...backend import Idempotency, Unavailable
 from ...cleaner import Cleaner
 from ...problems import problem
 from ...replay import Outcome, run_task
@@ -30,7 +31,8 @@ from .store import RedisTaskStore, StoredTask
 WORKER_LOST_PROBLEM = problem(
     500,
     "Internal Server Error",
-    "The worker running the task stopped before the task finished.",
+    "The task's worker stopped, or lost Redis for longer than the task's lease,"
+    " before the task finished.",
 )
 
 
@@ -47,9 +49,10 @@ class CeleryBackend:
             config["TASK_REDIS_URL"],
             socket_timeout=REDIS_TIMEOUT,
             socket_connect_timeout=REDIS_TIMEOUT,
-            # One quick retry on a fresh connection (Redis restarted), no more:
-            # a request must get its 503 in bounded time.
-            retry=Retry(NoBackoff(), 1),
+            # No retries: a script whose reply was lost would run twice (a
+            # task started twice, a cancel that forgets). The request answers
+            # 503 at once and its client tries again.
+            retry=Retry(NoBackoff(), 0),
         )
         self.store = RedisTaskStore(self.redis, f"{app.name}:", config["TASK_RETENTION"])
 
@@ -64,7 +67,7 @@ class CeleryBackend:
         # a thread started before a Celery worker forks its pool would
         # deadlock the forked children.
         self.cleaner = Cleaner(
-            lambda: self.store.reap(WORKER_LOST_PROBLEM),
+            self._reap,
             config["TASK_CLEANUP_INTERVAL"],
             app.logger,
             name="task-reaper",
@@ -76,16 +79,18 @@ class CeleryBackend:
         self, owner: bytes | None, request: RequestSnapshot, idempotency: Idempotency | None
     ) -> tuple[StoredTask, bool]:
         self.cleaner.ensure_started()
-        task_id, new = self.store.submit(owner, request, idempotency, self.max_queued)
+        task, new = self.store.submit(owner, request, idempotency, self.max_queued)
+        if task is None:
+            # The task its Idempotency-Key held was forgotten in the meantime.
+            task, new = self.store.submit(owner, request, idempotency, self.max_queued)
+            if task is None:
+                raise Unavailable
         if new:
             try:
-                self.run_task.apply_async((task_id,))
-            except (OperationalError, redis.RedisError, OSError) as error:
-                self.store.forget(task_id)
-                raise Unavailable from error
-        task = self.store.get(task_id)
-        if task is None:
-            raise Unavailable  # expired in the instant between; the client retries
+                self._send(task.id)
+            except Unavailable:
+                self.store.forget(task.id)
+                raise
         return task, new
 
     def get(self, task_id: str) -> StoredTask | None:
@@ -93,14 +98,13 @@ class CeleryBackend:
         return self.store.get(task_id)
 
     def cancel(self, task: StoredTask) -> tuple[str | None, StoredTask | None]:
-        previous = self.store.cancel(task.id)
-        if previous in (QUEUED, RUNNING):
-            return previous, self.store.get(task.id)
-        return previous, None
+        return self.store.cancel(task.id)
 
     def healthy(self) -> bool:
+        """Whether Redis takes a write now (a full or read-only Redis refuses tasks)."""
+        self.cleaner.ensure_started()
         try:
-            return bool(self.redis.ping())
+            return bool(self.redis.set(f"{self.app.name}:health", "ok", px=10_000))
         except redis.RedisError:
             return False
 
@@ -110,6 +114,28 @@ class CeleryBackend:
         self.celery.close()
         self.redis.close()
 
+    def _send(self, task_id: str) -> None:
+        """Send the message that has a worker run the task: its id, nothing more."""
+        try:
+            self.run_task.apply_async((task_id,))
+        except (OperationalError, redis.RedisError, OSError) as error:
+            raise Unavailable from error
+
+    def _reap(self) -> int:
+        """One reaper pass: fail tasks of lost workers, resend lost messages."""
+        try:
+            failed, resend = self.store.reap(WORKER_LOST_PROBLEM, self.lease)
+            for task_id in resend:
+                self._send(task_id)
+        except Unavailable as error:
+            # One line per pass, not a traceback: Redis being away is said
+            # already by every request's 503 and by /health.
+            self.app.logger.warning("Task reaper: Redis is unavailable (%s)", error.__cause__)
+            return 0
+        if failed:
+            self.app.logger.warning("%d tasks failed: their worker stopped", failed)
+        return failed
+
     # -- worker side ----------------------------------------------------
 
     def run(self, task_id: str) -> None:
@@ -117,8 +143,9 @@ class CeleryBackend:
         request = self.store.start(task_id, self.lease)
         if request is None:
             return
-        with _Lease(self.store, task_id, self.lease, self.app.logger):
-            outcome = run_task(self.app, _Running(self.store, task_id, self.app), request)
+        running = _Running(self.store, task_id, self.app)
+        with _Lease(self.store, running, self.lease, self.app.logger):
+            outcome = run_task(self.app, running, request)
         self._finish(task_id, outcome)
 
     def _finish(self, task_id: str, outcome: Outcome) -> None:
@@ -132,20 +159,31 @@ class CeleryBackend:
 class _Running:
     """``current_task`` for a task run by this worker (a ``RunningTask``)."""
 
+    # Seconds a "not cancelled" answer is trusted: a view that checks in a
+    # tight loop must not flood Redis, and a cancel still shows at once.
+    CANCEL_CHECK_INTERVAL = 0.25
+
     def __init__(self, store: RedisTaskStore, task_id: str, app: Flask) -> None:
         self._store = store
         self._app = app
         self._cancelled = False
+        self._checked_at = float("-inf")
         self.id = task_id
 
     @property
     def cancelled(self) -> bool:
-        if not self._cancelled:
+        now = time.monotonic()
+        if not self._cancelled and now - self._checked_at >= self.CANCEL_CHECK_INTERVAL:
+            self._checked_at = now
             try:
                 self._cancelled = self._store.cancel_requested(self.id)
-            except redis.RedisError:
+            except Unavailable:
                 self._app.logger.warning("Task %s: Redis did not say if it was cancelled", self.id)
         return self._cancelled
+
+    def stop(self) -> None:
+        """The task no longer runs here (its lease lapsed): ask the view to stop."""
+        self._cancelled = True
 
     def report(self, progress: tuple[float, str | None]) -> None:
         try:
@@ -157,13 +195,13 @@ class _Running:
 class _Lease:
     """Renews a running task's lease every third of it, until the task ends."""
 
-    def __init__(self, store: RedisTaskStore, task_id: str, lease: float, logger) -> None:
+    def __init__(self, store: RedisTaskStore, task: _Running, lease: float, logger) -> None:
         self._store = store
-        self._task_id = task_id
+        self._task = task
         self._lease = lease
         self._logger = logger
         self._ended = threading.Event()
-        self._thread = threading.Thread(target=self._renew, name=f"lease-{task_id}", daemon=True)
+        self._thread = threading.Thread(target=self._renew, name=f"lease-{task.id}", daemon=True)
 
     def __enter__(self) -> _Lease:
         self._thread.start()
@@ -174,9 +212,15 @@ class _Lease:
         self._thread.join()
 
     def _renew(self) -> None:
+        task_id = self._task.id
         while not self._ended.wait(self._lease / 3):
             try:
-                if not self._store.renew(self._task_id, self._lease):
+                if not self._store.renew(task_id, self._lease):
+                    self._logger.warning(
+                        "Task %s lost its lease (it was failed as stopped): asking it to stop",
+                        task_id,
+                    )
+                    self._task.stop()
                     return
             except Unavailable:
-                self._logger.warning("Task %s: Redis did not renew its lease", self._task_id)
+                self._logger.warning("Task %s: Redis did not renew its lease", task_id)

@@ -10,7 +10,12 @@ A task is one hash: ``status``, ``created``, ``updated``, ``owner`` (keyed
 hash), ``fp`` and ``scope`` (request digest and Idempotency-Key, if any),
 ``request`` and ``body`` (the request snapshot, until the task starts),
 ``cancel``, ``progress``, and once finished ``head``, ``answer`` (the view's
-answer) and ``error``.
+answer) and ``error``. Queued ids sit in a sorted set scored by when their
+message was last sent, running ids in one scored by when their lease ends.
+
+The scripts are never retried by the client: one that ran but whose reply was
+lost would run twice. A client that gets no answer answers 503, and the
+client of the service tries again.
 """
 
 # Shared by every script: the time now, and expiry of a finished task.
@@ -22,10 +27,16 @@ local function expire(task, retention)
   local scope = redis.call('HGET', task, 'scope')
   if scope then redis.call('PEXPIRE', scope, retention) end
 end
+local function forget(task, id)
+  local scope = redis.call('HGET', task, 'scope')
+  if scope and redis.call('GET', scope) == id then redis.call('DEL', scope) end
+  redis.call('DEL', task)
+end
 """
 
 # submit: hold a new queued task, unless its Idempotency-Key holds a task
-# already (answer that one) or TASK_MAX_QUEUED tasks wait (refuse).
+# already (answer that one) or TASK_MAX_QUEUED tasks wait (refuse). Returns
+# the outcome and the new task's creation time, or the held task's id.
 # KEYS: task, queued set[, idempotency key]
 # ARGV: id, max queued, request, body, owner or '', fingerprint, task key prefix
 SUBMIT = """
@@ -59,7 +70,8 @@ redis.call('ZADD', KEYS[3], now + tonumber(ARGV[2]), ARGV[1])
 return request
 """
 
-# renew: a running task's worker is alive; its lease runs on.
+# renew: a running task's worker is alive; its lease runs on. Returns 0 once
+# the task no longer runs here (the reaper ended it: its worker must stop).
 # KEYS: task, running set    ARGV: id, lease (ms)
 RENEW = """
 if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
@@ -83,7 +95,7 @@ FINISH = """
 if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return false end
 redis.call('ZREM', KEYS[2], ARGV[1])
 local status = ARGV[2]
-if status ~= 'cancelled' and redis.call('HEXISTS', KEYS[1], 'cancel') == 1 then
+if redis.call('HEXISTS', KEYS[1], 'cancel') == 1 then
   status = 'cancelled'
   redis.call('HSET', KEYS[1], 'error', ARGV[7])
 else
@@ -96,11 +108,12 @@ return status
 """
 
 # cancel: a queued task ends cancelled and never starts; a running one is
-# asked to stop; a finished one is forgotten. Returns the status before.
+# asked to stop; a finished one is forgotten. Returns the status before and
+# the task's fields after (none once forgotten).
 # KEYS: task, queued set    ARGV: id, retention (ms), cancelled problem
 CANCEL = """
 local status = redis.call('HGET', KEYS[1], 'status')
-if not status then return false end
+if not status then return {false, {}} end
 if status == 'queued' then
   redis.call('HSET', KEYS[1], 'status', 'cancelled', 'updated', now, 'error', ARGV[3])
   redis.call('HDEL', KEYS[1], 'request', 'body')
@@ -111,28 +124,44 @@ elseif status == 'running' then
     redis.call('HSET', KEYS[1], 'updated', now)
   end
 else
-  local scope = redis.call('HGET', KEYS[1], 'scope')
-  if scope and redis.call('GET', scope) == ARGV[1] then redis.call('DEL', scope) end
-  redis.call('DEL', KEYS[1])
+  forget(KEYS[1], ARGV[1])
 end
-return status
+return {status, redis.call('HGETALL', KEYS[1])}
+"""
+
+# forget: drop a task that was never handed to a worker (its message could
+# not be sent), with its Idempotency-Key.
+# KEYS: task, queued set    ARGV: id
+FORGET = """
+forget(KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1
 """
 
 # reap: running tasks whose lease lapsed lost their worker (killed, or its
-# machine gone): they end failed. Returns how many were looked at.
-# KEYS: running set    ARGV: task key prefix, retention (ms), worker-lost problem, batch
+# machine gone): they end failed. Queued tasks whose message was sent a lease
+# ago or more are handed back to be sent again: a message can be lost (the
+# web process died before sending it, a worker died after taking it), and a
+# repeated one does nothing. Returns how many failed, and the ids to resend.
+# KEYS: running set, queued set
+# ARGV: task key prefix, retention (ms), worker-lost problem, batch, lease (ms)
 REAP = """
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[4]))
-for _, id in ipairs(ids) do
+local failed = 0
+local lapsed = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[4]))
+for _, id in ipairs(lapsed) do
   local task = ARGV[1] .. id
   if redis.call('HGET', task, 'status') == 'running' then
     redis.call('HSET', task, 'status', 'failed', 'updated', now, 'error', ARGV[3])
     redis.call('HDEL', task, 'cancel')
     expire(task, ARGV[2])
+    failed = failed + 1
   end
   redis.call('ZREM', KEYS[1], id)
 end
-return #ids
+local resend = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[5]),
+  'LIMIT', 0, tonumber(ARGV[4]))
+for _, id in ipairs(resend) do redis.call('ZADD', KEYS[2], 'XX', now, id) end
+return {failed, #lapsed, resend}
 """
 
 ALL = {
@@ -144,6 +173,7 @@ ALL = {
         "report": REPORT,
         "finish": FINISH,
         "cancel": CANCEL,
+        "forget": FORGET,
         "reap": REAP,
     }.items()
 }

@@ -17,7 +17,8 @@ from ...problems import CANCELLED_PROBLEM
 from ...snapshot import RequestSnapshot, ResponseSnapshot
 from . import scripts
 
-# How many tasks one reaper pass fails at most; the next pass takes the rest.
+# How many tasks one call of the reap script looks at; a pass calls it until
+# it has seen them all, so that Redis is never held long by one call.
 REAP_BATCH = 500
 
 
@@ -73,7 +74,9 @@ class RedisTaskStore:
     def _call(self, script: str, keys: list[str], args: list) -> object:
         try:
             return self._scripts[script](keys=keys, args=args)
-        except redis.ConnectionError as error:  # TimeoutError is one too
+        except redis.RedisError as error:
+            # Unreachable, too slow, out of memory, read-only: not the
+            # request's fault, and it may pass. The client tries again.
             raise Unavailable from error
 
     # -- web side -------------------------------------------------------
@@ -84,15 +87,18 @@ class RedisTaskStore:
         request: RequestSnapshot,
         idempotency: Idempotency | None,
         max_queued: int,
-    ) -> tuple[str, bool]:
-        """Hold a new queued task: ``(id, True)``, or ``(held id, False)``; or raise ``Busy``."""
+    ) -> tuple[StoredTask | None, bool]:
+        """Hold a new queued task: ``(task, True)``; or ``(held task, False)``; or raise ``Busy``.
+
+        The held task is None if it went in the meantime.
+        """
         task_id = secrets.token_urlsafe(16)
         keys = [self._key(task_id), self._queued]
         fingerprint = b""
         if idempotency is not None:
             keys.append(self._scope_key(idempotency))
             fingerprint = idempotency.fingerprint
-        outcome, held = self._call(
+        outcome, detail = self._call(
             "submit",
             keys,
             [
@@ -108,43 +114,60 @@ class RedisTaskStore:
         if outcome == b"busy":
             raise Busy
         if outcome == b"held":
-            return held.decode(), False
-        return task_id, True
+            return self.get(detail.decode()), False
+        # What the script wrote, without another trip to read it back.
+        fields = {b"status": b"queued", b"created": detail, b"updated": detail}
+        if owner is not None:
+            fields[b"owner"] = owner
+        if idempotency is not None:
+            fields[b"fp"] = fingerprint
+        return StoredTask(task_id, fields), True
 
     def get(self, task_id: str) -> StoredTask | None:
         try:
             fields = self.redis.hgetall(self._key(task_id))
-        except redis.ConnectionError as error:
+        except redis.RedisError as error:
             raise Unavailable from error
         return StoredTask(task_id, fields) if fields else None
 
-    def cancel(self, task_id: str) -> str | None:
-        """Cancel, ask to stop, or forget; the status before, or None if gone."""
-        before = self._call(
+    def cancel(self, task_id: str) -> tuple[str | None, StoredTask | None]:
+        """Cancel, ask to stop, or forget: the status before (None: gone), and the task now."""
+        before, after = self._call(
             "cancel",
             [self._key(task_id), self._queued],
             [task_id, self._retention_ms, json.dumps(CANCELLED_PROBLEM)],
         )
-        return None if before is None else before.decode()
+        if before is None:
+            return None, None
+        fields = dict(zip(after[::2], after[1::2], strict=True))
+        return before.decode(), StoredTask(task_id, fields) if fields else None
 
     def forget(self, task_id: str) -> None:
-        """Drop a task that was never handed to a worker."""
-        try:
-            self.redis.delete(self._key(task_id))
-            self.redis.zrem(self._queued, task_id)
-        except redis.ConnectionError as error:
-            raise Unavailable from error
+        """Drop a task that was never handed to a worker, and its Idempotency-Key."""
+        self._call("forget", [self._key(task_id), self._queued], [task_id])
 
-    def reap(self, worker_lost: dict) -> int:
-        """Fail running tasks whose lease lapsed; how many."""
-        return self._call(
-            "reap",
-            [self._running],
-            [self._task_prefix, self._retention_ms, json.dumps(worker_lost), REAP_BATCH],
-        )
+    def reap(self, worker_lost: dict, lease: float) -> tuple[int, list[str]]:
+        """Fail running tasks whose lease lapsed; take queued ones whose message may be lost.
 
-    def queued_count(self) -> int:
-        return self.redis.zcard(self._queued)
+        Returns how many failed, and the ids of queued tasks to send again.
+        """
+        failed, resend = 0, []
+        while True:
+            count, looked_at, ids = self._call(
+                "reap",
+                [self._running, self._queued],
+                [
+                    self._task_prefix,
+                    self._retention_ms,
+                    json.dumps(worker_lost),
+                    REAP_BATCH,
+                    round(lease * 1000),
+                ],
+            )
+            failed += count
+            resend += [task_id.decode() for task_id in ids]
+            if looked_at < REAP_BATCH and len(ids) < REAP_BATCH:
+                return failed, resend
 
     # -- worker side ----------------------------------------------------
 
@@ -170,7 +193,10 @@ class RedisTaskStore:
         self._call("report", [self._key(task_id)], [json.dumps(progress)])
 
     def cancel_requested(self, task_id: str) -> bool:
-        return bool(self.redis.hexists(self._key(task_id), "cancel"))
+        try:
+            return bool(self.redis.hexists(self._key(task_id), "cancel"))
+        except redis.RedisError as error:
+            raise Unavailable from error
 
     def finish(
         self, task_id: str, status: str, response: ResponseSnapshot | None, error: dict | None

@@ -15,11 +15,16 @@ from flask import Flask
 
 from ...backend import FAILED, QUEUED, RUNNING, Busy, Idempotency
 from ...cleaner import Cleaner
-from ...problems import STOPPED_PROBLEM
+from ...problems import problem
 from ...replay import run_task
-from ...snapshot import RequestSnapshot, SharedHeads
+from ...snapshot import RequestSnapshot
+from .heads import SharedHeads
 from .pool import WorkerPool
 from .store import Task, TaskStore
+
+STOPPED_PROBLEM = problem(
+    503, "Service Unavailable", "The service stopped before the task could start."
+)
 
 # Backends still running, so that the process can shut them down as it exits.
 _live_backends: weakref.WeakSet[ThreadBackend] = weakref.WeakSet()

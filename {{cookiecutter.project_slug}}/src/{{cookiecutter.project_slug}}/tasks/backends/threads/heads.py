@@ -1,0 +1,26 @@
+"""Retained answers share what they have in common."""
+
+
+class SharedHeads:
+    """One copy of each (status, headers) pair that many answers have.
+
+    Most tasks of a view answer with the same status and headers, so retained
+    tasks share them and a kept answer costs little more than its body.
+    Bounded; answers that set cookies keep their own, so that no cookie
+    outlives its task here.
+    """
+
+    LIMIT = 4096
+
+    def __init__(self):
+        self._heads = {}
+
+    def share(self, head):
+        shared = self._heads.get(head)
+        if shared is not None:
+            return shared
+        if len(self._heads) >= self.LIMIT or any(
+            name.lower() == "set-cookie" for name, _ in head[1]
+        ):
+            return head
+        return self._heads.setdefault(head, head)
