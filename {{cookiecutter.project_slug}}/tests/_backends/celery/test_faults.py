@@ -73,6 +73,18 @@ def worker_process(redis_url, tmp_path):
         process.wait(10)
 
 
+def test_the_request_leaves_redis_when_its_task_starts(app, gate, stored_task):
+    client = app.test_client()
+    submitted = client.post(
+        "/async/late-echo", json={"card": "4111"}, headers={"Authorization": "Bearer alice"}
+    )
+    gate.wait_entered()
+    stored = stored_task(app, submitted.get_json()["id"])
+    assert stored["status"] == b"running"
+    assert "request" not in stored and "body" not in stored
+    assert not any(b"alice" in value or b"4111" in value for value in stored.values())
+
+
 def test_another_web_process_gives_the_same_answers(app, web_app, gate, poll_done):
     client, other = app.test_client(), web_app().test_client()
     location = client.get("/async/held").headers["Location"]
