@@ -9,6 +9,7 @@ import http.client
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import threading
 import time
@@ -48,6 +49,17 @@ def find_wrk(install):
         if path:
             return path
     return None
+
+
+def combined(loads):
+    """One ``Load`` for several runs: counts summed, latencies their medians."""
+    return Load(
+        requests=sum(load.requests for load in loads),
+        seconds=sum(load.seconds for load in loads),
+        p50=statistics.median(load.p50 for load in loads),
+        p99=statistics.median(load.p99 for load in loads),
+        failed=sum(load.failed for load in loads),
+    )
 
 
 # -- wrk --------------------------------------------------------------------

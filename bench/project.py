@@ -8,6 +8,7 @@ logs. Servers listen on 127.0.0.1 only.
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -113,8 +114,8 @@ def run_step(command, what, *, cwd=None, env=None, timeout=300):
     return result.stdout
 
 
-def bake(template, workdir):
-    """Bake the default project with the cookiecutter CLI; return its folder.
+def bake(template, workdir, **answers):
+    """Bake the default project (with ``answers``) with the cookiecutter CLI; return its folder.
 
     A config file of our own keeps cookiecutter's caches and replay files in
     ``workdir``, away from the user's home.
@@ -128,6 +129,7 @@ def bake(template, workdir):
     output = workdir / "baked"
     command = [sys.executable, "-m", "cookiecutter", str(template), "--no-input"]
     command += ["--config-file", str(config), "--output-dir", str(output)]
+    command += [f"{key}={value}" for key, value in answers.items()]
     run_step(command, "baking the template", timeout=120)
     project = output / PACKAGE
     if not (project / "gunicorn.conf.py").is_file():
@@ -195,9 +197,13 @@ def proc_status(pid, field):
 
 
 class Server:
-    """One gunicorn arbiter with the baked ``gunicorn.conf.py``, and its one worker."""
+    """One gunicorn arbiter with the baked ``gunicorn.conf.py``, and its worker processes.
 
-    def __init__(self, name, venv_python, project, workdir, app=None, env=None):
+    ``workers``: how many worker processes the conf starts (the threads bake
+    has one, whose threads and memory the benchmark reads).
+    """
+
+    def __init__(self, name, venv_python, project, workdir, app=None, env=None, workers=1):
         self.name = name
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -215,6 +221,8 @@ class Server:
         }
         self.process = None
         self.worker_pid = None
+        self.worker_pids = []
+        self._workers = workers
 
     def start(self, timeout=30):
         """Start gunicorn and wait until ``/health`` answers 200 and the worker is known."""
@@ -227,10 +235,15 @@ class Server:
             if self.process.poll() is not None:
                 raise BenchError(f"{self.name} server exited at start:\n{self.log_tail()}")
             if self._healthy():
-                self.worker_pid = self._single_worker()
-                return self
+                self.worker_pids = children(self.process.pid)
+                if len(self.worker_pids) == self._workers and self._all_answered():
+                    self.worker_pid = self.worker_pids[0]
+                    return self
             time.sleep(0.05)  # a poll interval, not a guess at readiness
-        raise BenchError(f"{self.name} server did not answer /health in {timeout} s")
+        raise BenchError(
+            f"{self.name} server did not answer /health with {self._workers} "
+            f"worker(s) in {timeout} s:\n{self.log_tail()}"
+        )
 
     def _healthy(self):
         try:
@@ -238,11 +251,15 @@ class Server:
         except OSError:
             return False
 
-    def _single_worker(self):
-        workers = children(self.process.pid)
-        if len(workers) != 1:
-            raise BenchError(f"{self.name}: expected one gunicorn worker, found {workers}")
-        return workers[0]
+    def _all_answered(self):
+        """Whether every worker has answered a request: none is still booting.
+
+        With several workers the conf's access log names the process (pid=<n>).
+        """
+        if self._workers == 1:
+            return True
+        log = self.log_path.read_text(errors="replace")
+        return len(set(re.findall(r"pid=<(\d+)>", log))) >= self._workers
 
     def threads(self):
         return proc_status(self.worker_pid, "Threads")
@@ -268,10 +285,10 @@ class Server:
             return
         self.process.kill()
         self.process.wait()
-        # The worker outlives a killed arbiter: end it too, by its id.
-        if self.worker_pid is not None:
+        # The workers outlive a killed arbiter: end them too, by their ids.
+        for pid in self.worker_pids:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(self.worker_pid, signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
 
     def log_tail(self, lines=30):
         try:

@@ -23,9 +23,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from load import Generator, Load, python_load
+import celerybench
+from load import Generator, combined, python_load
 from project import BenchError, Server, bake, http_get, install, write_apps
-from table import print_report
+from table import print_celery_report, print_report
 
 BENCH_DIR = Path(__file__).resolve().parent
 
@@ -53,6 +54,8 @@ class Sizes:
     slow_tasks: int
     cleaner_tasks: int
     shutdown_rounds: int
+    latency_tasks: int  # celery: submit until readable, each way
+    spread_tasks: int  # celery: tasks polled through every web process
 
 
 FULL = Sizes(
@@ -62,6 +65,8 @@ FULL = Sizes(
     slow_tasks=500,
     cleaner_tasks=100_000,
     shutdown_rounds=3,
+    latency_tasks=100,
+    spread_tasks=1_000,
 )
 QUICK = Sizes(
     load_seconds=1,
@@ -70,6 +75,8 @@ QUICK = Sizes(
     slow_tasks=50,
     cleaner_tasks=2_000,
     shutdown_rounds=1,
+    latency_tasks=5,
+    spread_tasks=20,
 )
 
 
@@ -146,17 +153,6 @@ def alternate(generator, reference, target, sizes, settle=None):
         plain_rate = references[-1].rate
         ratios.append(targets[-1].rate / plain_rate if plain_rate else 0.0)
     return combined(references), combined(targets), statistics.median(ratios)
-
-
-def combined(loads):
-    """One ``Load`` for several runs: counts summed, latencies their medians."""
-    return Load(
-        requests=sum(load.requests for load in loads),
-        seconds=sum(load.seconds for load in loads),
-        p50=statistics.median(load.p50 for load in loads),
-        p99=statistics.median(load.p99 for load in loads),
-        failed=sum(load.failed for load in loads),
-    )
 
 
 def measure_service(generator, server, sizes):
@@ -266,15 +262,13 @@ def progress(message):
     print(f"# {message}", file=sys.stderr, flush=True)
 
 
-def benchmark(template, sizes, load_choice, workdir):
-    """Every measurement; returns what the table needs."""
+def benchmark(template, sizes, generator, workdir):
+    """Every measurement of the threads bake; returns what its table needs."""
     progress(f"baking {template}")
     project = bake(template, workdir)
     progress("installing the baked project into a fresh venv")
     venv_python = install(project, workdir)
     write_apps(workdir)
-    generator = Generator(load_choice)
-    progress(f"load generator: {generator.name}")
     started_load = load_average()
 
     service = Server("service", venv_python, project, workdir, "bench_app:app", SERVICE_ENV)
@@ -298,6 +292,19 @@ def benchmark(template, sizes, load_choice, workdir):
     return results
 
 
+def benchmark_celery(template, sizes, generator, workdir):
+    """Every measurement of the celery bake; returns what its table needs."""
+    progress(f"baking {template} with task_backend=celery")
+    project = bake(template, workdir, task_backend="celery")
+    progress("installing the celery bake into a fresh venv")
+    venv_python = install(project, workdir)
+    started_load = load_average()
+    results = celerybench.benchmark(generator, venv_python, project, workdir, sizes, progress)
+    results["generator"] = generator.name
+    results["load_average"] = (started_load, load_average())
+    return results
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Benchmark the baked async Flask service.")
     parser.add_argument("--quick", action="store_true", help="tiny counts: check that it runs")
@@ -314,16 +321,36 @@ def main(argv=None):
         help="load generator: wrk (installed from apt when missing, as root), Python, "
         "or auto: wrk if it can be had, else Python (default)",
     )
+    parser.add_argument(
+        "--backend",
+        choices=("threads", "celery", "both"),
+        default="both",
+        help="which bake to measure (default: both, one table each)",
+    )
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
     started = time.monotonic()
+    backends = ("threads", "celery") if args.backend == "both" else (args.backend,)
     try:
+        generator = Generator(args.load)
+        progress(f"load generator: {generator.name}")
+        results = {}
         with tempfile.TemporaryDirectory(prefix="async-flask-bench-") as workdir:
-            results = benchmark(args.template.resolve(), sizes, args.load, Path(workdir))
+            for backend in backends:
+                folder = Path(workdir) / backend
+                folder.mkdir()
+                measure = benchmark if backend == "threads" else benchmark_celery
+                results[backend] = measure(args.template.resolve(), sizes, generator, folder)
     except (BenchError, RuntimeError, OSError, ValueError) as error:
         print(f"ERROR: could not measure: {error}", file=sys.stderr)
         return 1
-    print_report(results, sizes, quick=args.quick, elapsed=time.monotonic() - started)
+    elapsed = time.monotonic() - started
+    if "threads" in results:
+        print("## task_backend=threads\n")
+        print_report(results["threads"], sizes, quick=args.quick, elapsed=elapsed)
+    if "celery" in results:
+        print("\n## task_backend=celery\n")
+        print_celery_report(results["celery"], sizes, quick=args.quick)
     return 0
 
 

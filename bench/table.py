@@ -18,12 +18,15 @@ HEADER = (
     "verdict",
 )
 
-# The targets of issue 4.
+# The targets of issue 4 (threads) and issue 10 (celery).
 SUBMIT_RATIO = 0.70
 POLL_RATIO = 0.95
 BYTES_PER_TASK = 1_000
 LOCK_HOLD_SECONDS = 0.005
 SHUTDOWN_MARGIN_SECONDS = 0.2
+CELERY_SUBMIT_RATIO = 0.90
+CELERY_POLL_RATIO = 0.90
+LATENCY_RATIO = 1.0
 
 
 def rate(load):
@@ -101,15 +104,17 @@ def cleaner_row(cleaner):
     )
 
 
-def shutdown_row(shutdown):
+def shutdown_row(
+    shutdown, figure="SIGTERM to exit, idle", original="5 s (the whole graceful timeout)"
+):
     service, plain = shutdown["service"], shutdown["plain"]
     difference = round(service - plain, 2) + 0.0  # no "-0.00"
     return (
-        "SIGTERM to exit, idle",
+        figure,
         seconds(service),
         f"plain Flask app: {seconds(plain)}",
         f"{difference:+.2f} s" if math.isfinite(difference) else "-",
-        "5 s (the whole graceful timeout)",
+        original,
         f"<= plain + {SHUTDOWN_MARGIN_SECONDS} s",
         verdict(difference <= SHUTDOWN_MARGIN_SECONDS),
     )
@@ -182,3 +187,115 @@ def print_report(results, sizes, quick, elapsed):
     print(markdown(rows(results, sizes)))
     print()
     print(notes(results, sizes, quick, elapsed))
+
+
+# -- the celery bake ------------------------------------------------------------
+
+
+def latency(figures):
+    return f"p50 {figures['p50'] * 1000:.1f} ms, p99 {figures['p99'] * 1000:.1f} ms"
+
+
+def celery_rows(results):
+    submit = throughput_row(
+        "submit an instant task",
+        results["submit"],
+        results["pattern_submit"],
+        results["submit_ratio"],
+        "-",
+        CELERY_SUBMIT_RATIO,
+    )
+    submit = (
+        submit[0],
+        submit[1],
+        submit[2].replace("plain route", "Flask's pattern, delay()"),
+        *submit[3:],
+    )
+    ours, pattern = results["latency"]["service"], results["latency"]["pattern"]
+    latency_ratio = ours["p50"] / pattern["p50"] if pattern["p50"] else float("inf")
+    spread = results["not_found"]
+    share = spread["not_found"] / spread["polls"] if spread["polls"] else float("nan")
+    memory = results["redis_memory"]
+    per_task = memory["growth"] / memory["tasks"] if memory["tasks"] else float("nan")
+    return [
+        submit,
+        throughput_row(
+            "poll a finished task",
+            results["poll"],
+            results["plain_poll"],
+            results["poll_ratio"],
+            "-",
+            CELERY_POLL_RATIO,
+        ),
+        (
+            f"instant task, submit until its answer is readable ({ours['count']} tasks)",
+            latency(ours),
+            f"Flask's pattern, delay() then AsyncResult.ready(): {latency(pattern)}",
+            f"p50 {latency_ratio:.2f} x",
+            "-",
+            f"p50 <= {LATENCY_RATIO:.1f} x",
+            verdict(latency_ratio <= LATENCY_RATIO),
+        ),
+        (
+            f"polls answered 404, {results['web_processes']} web processes",
+            f"{spread['not_found']} of {spread['polls']:,} polls ({share:.1%})",
+            "-",
+            "-",
+            "24 to 50 % with 2 processes",
+            "0",
+            verdict(spread["not_found"] == 0 and spread["polls"] > 0),
+        ),
+        (
+            "Redis memory per retained finished task",
+            f"{per_task:,.0f} bytes ({memory['tasks']:,} tasks, "
+            f"+{memory['growth'] / 2**20:.1f} MiB)",
+            f"MEMORY USAGE of one task's key: {memory['key_bytes']:,} bytes",
+            "-",
+            "-",
+            f"<= {BYTES_PER_TASK:,} bytes",
+            verdict(per_task <= BYTES_PER_TASK),
+        ),
+        shutdown_row(results["shutdown"], "SIGTERM to exit, idle web processes", "-"),
+    ]
+
+
+def celery_notes(results, sizes, quick):
+    trips = results["round_trips"]
+    failed = {
+        "pattern submit": results["pattern_submit"].failed,
+        "submit": results["submit"].failed,
+        "plain": results["plain_poll"].failed,
+        "poll": results["poll"].failed,
+        "memory fill": results["redis_memory"]["failed"],
+    }
+    lines = [
+        f"- Load generator: {results['generator']}; 8 connections, each throughput figure "
+        f"alternates with its reference in {sizes.load_rounds} round(s) of "
+        f"{sizes.load_seconds} s each, the queue drained after each; ratio: the median of "
+        f"the rounds'. gunicorn gthread, {results['web_processes']} worker processes x 8 "
+        "threads; one Celery worker (prefork, concurrency TASK_MAX_WORKERS = 8) started with "
+        "the README's command; a private redis-server; all on this machine.",
+        f"- Redis round trips: submit {trips['submit']} (Flask's pattern: "
+        f"{trips['pattern_submit']}), poll of a running task {trips['poll']}, poll of a "
+        f"finished one {trips['poll_finished']}, one task run by a worker {trips['run']} "
+        "(besides Celery's own fetch of the message).",
+        "- Non-2xx answers (and socket errors): "
+        + ", ".join(f"{name} {count}" for name, count in failed.items())
+        + ".",
+        f"- Latency: one client, each task polled every 10 ms until readable, the two ways "
+        f"alternating; 404s: {sizes.spread_tasks:,} tasks, 8 clients, every poll on a new "
+        "connection.",
+        "- Redis memory: INFO memory used_memory before and after the tasks, all finished.",
+        f"- SIGTERM: median of {sizes.shutdown_rounds} round(s), both apps under the same conf.",
+        f"- The machine's load average (1 min): {results['load_average'][0]:.1f} as the "
+        f"measuring began, {results['load_average'][1]:.1f} at its end.",
+    ]
+    if quick:
+        lines.append("- Quick run: the counts are too small for these figures to mean anything.")
+    return "\n".join(lines)
+
+
+def print_celery_report(results, sizes, quick):
+    print(markdown(celery_rows(results)))
+    print()
+    print(celery_notes(results, sizes, quick))

@@ -1,8 +1,9 @@
-"""B1-B2: the benchmark's own code runs, end to end, and prints every row.
+"""The benchmark's own code runs, end to end, for both task backends, and prints every row.
 
-``bench/run.py --quick`` bakes, installs into a fresh venv, serves with
-gunicorn and measures every figure with tiny counts. Nothing here looks at the
-figures themselves: a slow or busy machine must not fail a test.
+``bench/run.py --quick`` bakes each backend, installs it into a fresh venv,
+serves it with gunicorn (the celery bake with a private redis-server and a
+Celery worker) and measures every figure with tiny counts. Nothing here looks
+at the figures themselves: a slow or busy machine must not fail a test.
 """
 
 import shutil
@@ -11,20 +12,36 @@ import sys
 
 from conftest import TEMPLATE, clean_env
 
-ROWS = (
-    "submit an instant task",
-    "poll a finished task",
-    "memory per retained finished task",
-    "peak OS threads",
-    "one cleaner pass",
-    "SIGTERM to exit, idle",
-)
+ROWS = {
+    "threads": (
+        "submit an instant task",
+        "poll a finished task",
+        "memory per retained finished task",
+        "peak OS threads",
+        "one cleaner pass",
+        "SIGTERM to exit, idle",
+    ),
+    "celery": (
+        "submit an instant task",
+        "poll a finished task",
+        "instant task, submit until its answer is readable",
+        "polls answered 404",
+        "Redis memory per retained finished task",
+        "SIGTERM to exit, idle web processes",
+    ),
+}
 
 
-def table_rows(output):
-    """The Markdown table's body rows, each as its list of cells."""
-    lines = [line for line in output.splitlines() if line.startswith("| ")]
+def table_rows(section):
+    """The Markdown table's body rows of one section, each as its list of cells."""
+    lines = [line for line in section.splitlines() if line.startswith("| ")]
     return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:]]
+
+
+def sections(output):
+    """``{backend: its part of the report}``, split at ``## task_backend=<backend>``."""
+    parts = output.split("## task_backend=")[1:]
+    return {part.split("\n", 1)[0].strip(): part for part in parts}
 
 
 def test_the_quick_benchmark_prints_every_row():
@@ -36,15 +53,19 @@ def test_the_quick_benchmark_prints_every_row():
         env=clean_env(),
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=420,
     )
     report = f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
     assert result.returncode == 0, report
 
-    rows = table_rows(result.stdout)
-    assert len(rows) == len(ROWS), report
-    for row, name in zip(rows, ROWS, strict=True):
-        assert row[0].startswith(name), report
-        assert len(row) == 7, row  # figure, measured, reference, vs, original, target, verdict
-        assert row[-1] in ("met", "**missed**"), row
-    assert "Load generator:" in result.stdout, report
+    found = sections(result.stdout)
+    assert set(found) == set(ROWS), report
+    for backend, names in ROWS.items():
+        rows = table_rows(found[backend])
+        assert len(rows) == len(names), report
+        for row, name in zip(rows, names, strict=True):
+            assert row[0].startswith(name), report
+            assert len(row) == 7, row  # figure, measured, reference, vs, original, target, verdict
+            assert row[-1] in ("met", "**missed**"), row
+        assert "Load generator:" in found[backend], report
+    assert "Redis round trips: submit" in found["celery"], report
