@@ -465,8 +465,8 @@ def benchmark(generator, venv_python, project, workdir, sizes, progress):
         progress(f"celery: polls answered 404, {sizes.spread_tasks} tasks")
         results["not_found"] = not_found_share(url, sizes.spread_tasks)
         settle()
-        progress(f"celery: Redis memory, {sizes.retained_tasks} tasks")
-        results["redis_memory"] = redis_memory(redis_server, url, sizes.retained_tasks)
+        progress(f"celery: Redis memory, {sizes.redis_tasks} tasks")
+        results["redis_memory"] = redis_memory(redis_server, url, sizes.redis_tasks)
     except (BenchError, RuntimeError, OSError) as error:
         logs = f"The service's log:\n{server.log_tail()}\nThe worker's log:\n{worker.log_tail()}"
         raise BenchError(f"{error}\n{logs}") from error

@@ -56,6 +56,7 @@ class Sizes:
     shutdown_rounds: int
     latency_tasks: int  # celery: submit until readable, each way
     spread_tasks: int  # celery: tasks polled through every web process
+    redis_tasks: int  # celery: retained tasks whose Redis memory is measured
 
 
 FULL = Sizes(
@@ -67,6 +68,7 @@ FULL = Sizes(
     shutdown_rounds=3,
     latency_tasks=100,
     spread_tasks=1_000,
+    redis_tasks=5_000,
 )
 QUICK = Sizes(
     load_seconds=1,
@@ -77,6 +79,7 @@ QUICK = Sizes(
     shutdown_rounds=1,
     latency_tasks=5,
     spread_tasks=20,
+    redis_tasks=200,
 )
 
 
