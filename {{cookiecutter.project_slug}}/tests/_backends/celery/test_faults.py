@@ -160,6 +160,20 @@ def test_a_killed_workers_task_fails_after_its_lease(web_app, worker_process):
     assert "worker" in failed.get_json()["detail"]
 
 
+def test_a_running_task_keeps_its_lease_while_its_worker_lives(make_app, gate, poll_done):
+    lease = 0.3
+    app = make_app(TASK_LEASE=lease, TASK_CLEANUP_INTERVAL=0.05)
+    client = app.test_client()
+    location = client.get("/async/held").headers["Location"]
+    gate.wait_entered()
+    deadline = time.monotonic() + lease * 5
+    while time.monotonic() < deadline:  # reaper passes run all along
+        assert client.get(location).headers["Task-Status"] == "running"
+        time.sleep(lease / 10)
+    gate.open()
+    assert poll_done(client, location).get_data() == b"released"
+
+
 def test_sigterm_to_a_worker_lets_its_task_finish_and_leaves_the_queue(
     web_app, worker_process, poll_done
 ):

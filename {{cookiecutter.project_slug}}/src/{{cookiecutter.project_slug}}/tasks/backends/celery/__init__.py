@@ -11,8 +11,10 @@ finished tasks ``TASK_RETENTION`` seconds after they finished.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import Iterator
 
 import redis
 from flask import Flask
@@ -63,6 +65,7 @@ class CeleryBackend:
 
         # The Celery task a worker runs: its message carries only the task id.
         self.run_task = run
+        self._leases = _Leases(self.store, self.lease, app.logger)
         # Started by the first request a web process answers, never at import:
         # a thread started before a Celery worker forks its pool would
         # deadlock the forked children.
@@ -144,7 +147,7 @@ class CeleryBackend:
         if request is None:
             return
         running = _Running(self.store, task_id, self.app)
-        with _Lease(self.store, running, self.lease, self.app.logger):
+        with self._leases.held(running):
             outcome = run_task(self.app, running, request)
         self._finish(task_id, outcome)
 
@@ -192,35 +195,47 @@ class _Running:
             self._app.logger.warning("Task %s: Redis did not take its progress", self.id)
 
 
-class _Lease:
-    """Renews a running task's lease every third of it, until the task ends."""
+class _Leases:
+    """Renews the leases of the tasks this worker process runs, every third of a lease.
 
-    def __init__(self, store: RedisTaskStore, task: _Running, lease: float, logger) -> None:
+    One thread per process, started with its first task: never in a process
+    that forks afterwards (a Celery worker forks its pool before any task).
+    """
+
+    def __init__(self, store: RedisTaskStore, lease: float, logger) -> None:
         self._store = store
-        self._task = task
         self._lease = lease
         self._logger = logger
-        self._ended = threading.Event()
-        self._thread = threading.Thread(target=self._renew, name=f"lease-{task.id}", daemon=True)
+        self._running: dict[str, _Running] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
 
-    def __enter__(self) -> _Lease:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._ended.set()
-        self._thread.join()
+    @contextlib.contextmanager
+    def held(self, task: _Running) -> Iterator[None]:
+        """Keep ``task``'s lease while the block runs."""
+        with self._lock:
+            self._running[task.id] = task
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._renew, name="task-leases", daemon=True)
+                self._thread.start()
+        try:
+            yield
+        finally:
+            with self._lock:
+                del self._running[task.id]
 
     def _renew(self) -> None:
-        task_id = self._task.id
-        while not self._ended.wait(self._lease / 3):
-            try:
-                if not self._store.renew(task_id, self._lease):
-                    self._logger.warning(
-                        "Task %s lost its lease (it was failed as stopped): asking it to stop",
-                        task_id,
-                    )
-                    self._task.stop()
-                    return
-            except Unavailable:
-                self._logger.warning("Task %s: Redis did not renew its lease", task_id)
+        while True:
+            time.sleep(self._lease / 3)
+            with self._lock:
+                running = list(self._running.values())
+            for task in running:
+                try:
+                    if not self._store.renew(task.id, self._lease):
+                        self._logger.warning(
+                            "Task %s lost its lease (it was failed as stopped): asking it to stop",
+                            task.id,
+                        )
+                        task.stop()
+                except Unavailable:
+                    self._logger.warning("Task %s: Redis did not renew its lease", task.id)
