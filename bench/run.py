@@ -1,19 +1,23 @@
-"""The benchmark (CONTRACT B1-B3): what ``@async_api`` costs in the baked service.
+"""The benchmark: what ``@async_api`` costs in the baked service, for each task backend.
 
 Run from a checkout of the template::
 
-    python bench/run.py            # the full run, about 2 minutes
-    python bench/run.py --quick    # tiny counts, to check that it works
+    python bench/run.py                    # both bakes, about 3 minutes
+    python bench/run.py --backend celery   # one of them
+    python bench/run.py --quick            # tiny counts, to check that it works
 
-It bakes the default project into a temporary folder, installs it into a fresh
-venv, serves it with gunicorn and the baked ``gunicorn.conf.py`` on 127.0.0.1,
-and prints one Markdown table: every figure beside its reference measured in
-the same run, the original design's figure and the target (issue 4). It exits
-non-zero only when it could not measure; a missed target is a row of the table.
+For each task backend it bakes the project into a temporary folder, installs
+it into a fresh venv, serves it with gunicorn and the baked
+``gunicorn.conf.py`` on 127.0.0.1 (the celery bake with a Celery worker and a
+private redis-server, ``celerybench.py``), and prints a Markdown table: every
+figure beside its reference measured in the same run, and the target (issues
+4 and 10). It exits non-zero only when it could not measure; a missed target
+is a row of the table.
 """
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -350,10 +354,11 @@ def main(argv=None):
     elapsed = time.monotonic() - started
     if "threads" in results:
         print("## task_backend=threads\n")
-        print_report(results["threads"], sizes, quick=args.quick, elapsed=elapsed)
+        print_report(results["threads"], sizes, quick=args.quick)
     if "celery" in results:
         print("\n## task_backend=celery\n")
         print_celery_report(results["celery"], sizes, quick=args.quick)
+    print(f"\nWhole run: {elapsed:.0f} s, on {os.cpu_count()} CPUs.")
     return 0
 
 

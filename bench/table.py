@@ -151,7 +151,7 @@ def markdown(table):
     return "\n".join(lines)
 
 
-def notes(results, sizes, quick, elapsed):
+def notes(results, sizes, quick):
     failed = {
         "plain (beside submit)": results["plain_submit"].failed,
         "submit": results["submit"].failed,
@@ -174,7 +174,7 @@ def notes(results, sizes, quick, elapsed):
         "- Cleaner: in a subprocess importing the baked package; "
         "store.remove_expired() with the store's lock wrapped to time each hold.",
         f"- SIGTERM: median of {sizes.shutdown_rounds} round(s), graceful timeout 5 s.",
-        f"- Whole run: {elapsed:.0f} s; the machine's load average (1 min) was "
+        f"- The machine's load average (1 min) was "
         f"{results['load_average'][0]:.1f} as the measuring began and "
         f"{results['load_average'][1]:.1f} at its end, on {os.cpu_count()} CPUs.",
     ]
@@ -183,10 +183,10 @@ def notes(results, sizes, quick, elapsed):
     return "\n".join(lines)
 
 
-def print_report(results, sizes, quick, elapsed):
+def print_report(results, sizes, quick):
     print(markdown(rows(results, sizes)))
     print()
-    print(notes(results, sizes, quick, elapsed))
+    print(notes(results, sizes, quick))
 
 
 # -- the celery bake ------------------------------------------------------------
