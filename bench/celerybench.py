@@ -1,4 +1,4 @@
-"""The celery bake's benchmark (CONTRACT B4), beside Flask's own Celery pattern.
+"""The celery bake's benchmark, beside Flask's own Celery pattern.
 
 The celery bake is served by gunicorn with its own ``gunicorn.conf.py`` (4
 worker processes), one Celery worker started with the README's command, and

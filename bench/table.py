@@ -1,7 +1,7 @@
-"""The benchmark's report: one Markdown table (CONTRACT B2) and notes on how it was measured.
+"""The benchmark's report: a Markdown table per bake and notes on how it was measured.
 
 Each row holds the figure, its reference measured in the same run, how the
-two compare, the original design's figure and the target of issue 4, and
+two compare, the original design's figure and the template's own target, and
 whether the target was met.
 """
 
@@ -18,7 +18,7 @@ HEADER = (
     "verdict",
 )
 
-# The targets of issue 4 (threads) and issue 10 (celery).
+# The targets the template sets itself, for each bake.
 SUBMIT_RATIO = 0.70
 POLL_RATIO = 0.95
 BYTES_PER_TASK = 1_000

@@ -89,6 +89,23 @@ def test_no_template_syntax_is_left_over(baked, combination):
     assert not [name for name in names if "{" in name or "cookiecutter" in name]
 
 
+# Codes and documents the baked project does not ship: a reader cannot look them up.
+UNSHIPPED_REFERENCES = re.compile(
+    r"\b[GHLCTSUB][0-9]{1,2}(-[GHLCTSUB]?[0-9]{1,2})?\b|original design|CONTRACT|issue [0-9]"
+)
+
+
+def test_the_project_cites_nothing_it_does_not_ship(baked, combination):
+    project = baked(combination)
+    found = [
+        f"{path.relative_to(project)}:{number}: {line.strip()}"
+        for path, text in text_files(project)
+        for number, line in enumerate(text.splitlines(), start=1)
+        if UNSHIPPED_REFERENCES.search(line)
+    ]
+    assert not found, "cites what the project does not ship:\n" + "\n".join(found)
+
+
 def test_pyproject_parses_and_names_the_slug(baked, combination):
     project = baked(combination)
     with (project / "pyproject.toml").open("rb") as file:

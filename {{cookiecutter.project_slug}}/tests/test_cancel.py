@@ -1,4 +1,4 @@
-"""L2: DELETE /status/<id> cancels queued tasks, stops running ones, forgets finished ones."""
+"""Cancel: DELETE /status/<id> cancels queued tasks, stops running ones, forgets finished ones."""
 
 from {{ cookiecutter.project_slug }} import async_api
 
@@ -48,6 +48,9 @@ def test_running_task_is_asked_to_stop_and_ends_cancelled(client, gate, poll_don
     assert asked.status_code == 202
     assert asked.headers["Task-Status"] == "running"
     assert asked.get_json()["status"] == "running"
+    # Polls show that a cancel was asked for while the task still runs.
+    assert asked.get_json()["cancel_requested"] is True
+    assert client.get(location).get_json()["cancel_requested"] is True
 
     gate.open()
     done = poll_done(client, location)

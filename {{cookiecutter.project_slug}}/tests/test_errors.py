@@ -1,4 +1,4 @@
-"""H5, H6: errors in views, and ids that name no task."""
+"""Errors: in views, and ids that name no task."""
 
 import logging
 

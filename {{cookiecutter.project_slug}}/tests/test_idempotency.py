@@ -1,4 +1,4 @@
-"""L4: a repeated Idempotency-Key answers the task it already started."""
+"""Idempotency: a repeated Idempotency-Key answers the task it already started."""
 
 import threading
 

@@ -1,4 +1,4 @@
-"""L3: a task belongs to whoever submitted it; to anyone else it does not exist."""
+"""Owners: a task belongs to whoever submitted it; to anyone else it does not exist."""
 
 import hashlib
 import hmac

@@ -1,4 +1,4 @@
-"""L1: a task reports progress through current_task; polls show it at once."""
+"""Progress: a task reports progress through current_task; polls show it at once."""
 
 import pytest
 

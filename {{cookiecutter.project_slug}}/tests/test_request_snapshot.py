@@ -1,13 +1,16 @@
-"""H9: the task sees the request as it was submitted, even after the client left."""
+"""The request: the task sees the request as it was submitted, even after the client left."""
 
+import functools
 import http.client
 import json
 import threading
 
 import pytest
-from flask import request
+from flask import abort, request
 from helpers import wait_for
 from werkzeug.serving import make_server
+
+from {{ cookiecutter.project_slug }} import async_api, current_task
 
 
 def test_task_sees_method_path_args_query_headers_and_body(client, poll_done):
@@ -107,3 +110,61 @@ def test_body_read_after_the_client_left_over_real_http(server, gate):
     status, headers, payload = answers[-1]
     assert status == 200
     assert json.loads(payload)["json"] == {"large": "x" * 200_000}
+
+
+def test_before_request_tells_the_submit_from_the_task(make_app, poll_done):
+    app = make_app()
+    seen = []
+
+    @app.before_request
+    def record():
+        seen.append(current_task.id)
+
+    client = app.test_client()
+    submitted = client.get("/async/echo/twice")
+    poll_done(client, submitted.headers["Location"])
+    task_id = submitted.get_json()["id"]
+    # The submit and the polls see no task; the task's replay sees its own id, once.
+    assert seen[0] is None
+    assert seen.count(task_id) == 1
+    assert set(seen) == {None, task_id}
+
+
+def json_with(*keys):
+    """The README's check of a JSON body, placed above ``async_api``."""
+
+    def decorator(view):
+        @functools.wraps(view)
+        def checked(*args, **kwargs):
+            if not request.is_json:
+                abort(415)
+            body = request.get_json(silent=True)
+            if not isinstance(body, dict) or any(key not in body for key in keys):
+                abort(400, f"The JSON body needs {', '.join(keys)}.")
+            return view(*args, **kwargs)
+
+        return checked
+
+    return decorator
+
+
+def test_a_check_above_async_api_refuses_bad_input_before_any_task(make_app, held_tasks, poll_done):
+    app = make_app()
+
+    @app.post("/reports")
+    @json_with("rows")
+    @async_api
+    def report():
+        return {"rows": len(request.get_json()["rows"])}
+
+    client = app.test_client()
+    not_json = client.post("/reports", data="rows=1")
+    assert not_json.status_code == 415
+    missing = client.post("/reports", json={"columns": []})
+    assert missing.status_code == 400
+    assert missing.content_type == "application/problem+json"
+    assert "rows" in missing.get_json()["detail"]
+    assert held_tasks(app) == 0
+    accepted = client.post("/reports", json={"rows": [1, 2]})
+    assert accepted.status_code == 202
+    assert poll_done(client, accepted.headers["Location"]).get_json() == {"rows": 2}

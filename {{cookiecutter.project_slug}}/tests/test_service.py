@@ -1,4 +1,4 @@
-"""G2, G4, G5: the package's public API, the example task and the health check."""
+"""The package's public API, the example task and the health check."""
 
 from helpers import wait_for
 

@@ -1,4 +1,4 @@
-"""H1-H4: submit answers 202 at once, polls answer 202, then the view's own answer."""
+"""Submit and poll: submit answers 202 at once, polls answer 202, then the view's own answer."""
 
 import re
 

@@ -1,4 +1,4 @@
-"""The example task of the original design: work a while, then answer."""
+"""The example task: work a while, reporting progress, then answer."""
 
 import time
 

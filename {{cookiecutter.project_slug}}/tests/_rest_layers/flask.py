@@ -1,4 +1,4 @@
-"""G2 with plain Flask: a MethodView method becomes a task and answers as it would synchronously."""
+"""With plain Flask: a MethodView method becomes a task and answers as it would synchronously."""
 
 import pytest
 from flask import Blueprint, abort

@@ -1,4 +1,4 @@
-"""G2 with flask-restful: a Resource method becomes a task and answers as it would synchronously."""
+"""With flask-restful: a Resource method becomes a task and answers as it would synchronously."""
 
 import pytest
 from flask import Blueprint

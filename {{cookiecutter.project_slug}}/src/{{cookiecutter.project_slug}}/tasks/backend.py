@@ -45,6 +45,7 @@ class TaskState(Protocol):
     created_at: float  # seconds since the epoch
     updated_at: float
     progress: tuple[float, str | None] | None
+    cancel_requested: bool  # a client asked the running task to stop
     error: dict | None  # the problem a failed or cancelled task ended with
     response: ResponseSnapshot | None  # what the view answered, once finished
 

@@ -10,9 +10,9 @@ import threading
 class Cleaner:
     """Call ``clean()`` every ``interval`` seconds until stopped.
 
-    A failing pass is logged and the next one runs on time: the original
-    design's cleaner died on its first error and memory then grew without
-    bound. The thread is a daemon, so it never holds the process open.
+    A failing pass is logged and the next one runs on time: a cleaner that
+    died on its first error would let memory grow without bound. The thread
+    is a daemon, so it never holds the process open.
     """
 
     def __init__(self, clean, interval, logger, name="task-cleaner"):

@@ -8,7 +8,7 @@ import time
 
 from flask import Response
 
-from .backend import TaskState
+from .backend import RUNNING, TaskState
 
 
 def monitor_response(
@@ -33,6 +33,8 @@ def monitor_response(
     if task.progress is not None:
         percent, message = task.progress
         body["progress"] = {"percent": percent, "message": message}
+    if task.cancel_requested and status == RUNNING:
+        body["cancel_requested"] = True
     if task.error is not None:
         body["error"] = task.error
     return Response(json.dumps(body), status_code, headers)

@@ -1,7 +1,7 @@
 """Copies of a request and of a response that outlive the HTTP exchange.
 
 A task must never touch the live request: once the ``202`` is sent, the server
-reuses or closes its input stream (the original design's tasks then read an
+reuses or closes its input stream (a task that read it then would get an
 empty or half body). And a poll must never hand out the same response object
 twice: ``after_request`` functions would pile headers onto it, and a streamed
 body would be empty from the second poll on.

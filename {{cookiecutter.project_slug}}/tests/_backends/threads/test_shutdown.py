@@ -1,4 +1,4 @@
-"""H11, L5: stopping the service, in process and under gunicorn with SIGTERM."""
+"""Shutdown: stopping the service, in process and under gunicorn with SIGTERM."""
 
 import threading
 

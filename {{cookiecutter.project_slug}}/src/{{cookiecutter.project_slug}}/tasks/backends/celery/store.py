@@ -32,6 +32,7 @@ class StoredTask:
         "created_at",
         "updated_at",
         "progress",
+        "cancel_requested",
         "error",
         "response",
         "fingerprint",
@@ -45,6 +46,7 @@ class StoredTask:
         self.updated_at = int(fields[b"updated"]) / 1000
         progress = fields.get(b"progress")
         self.progress = None if progress is None else tuple(json.loads(progress))
+        self.cancel_requested = b"cancel" in fields
         error = fields.get(b"error")
         self.error = None if error is None else json.loads(error)
         head = fields.get(b"head")
