@@ -46,6 +46,28 @@ def main():
     keep_one(PACKAGE / "_rest_layers", layer_module, PACKAGE / "routes.py")
     keep_one(Path("tests") / "_rest_layers", layer_module, Path("tests") / "test_rest_layer.py")
     keep_backend(TASK_BACKEND)
+    print(next_steps())
+
+
+def next_steps():
+    """What to do now, printed once the project is written."""
+    folder = Path.cwd()
+    lines = [
+        f"Made {folder}. Next:",
+        f"  cd {folder}",
+        "  python -m venv .venv && . .venv/bin/activate",
+        '  python -m pip install -e ".[dev]"',
+        "  pytest",
+    ]
+    if TASK_BACKEND == "celery":
+        lines += [
+            "  export FLASK_SECRET_KEY=change-me",
+            "  honcho start            # Redis, a Celery worker and the web server on :8000",
+        ]
+    else:
+        lines.append("  gunicorn -c gunicorn.conf.py   # the service on http://127.0.0.1:8000")
+    lines.append("README.md says the rest: the HTTP contract, settings, production.")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

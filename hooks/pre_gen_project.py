@@ -114,6 +114,56 @@ def text_problem(text):
     return None
 
 
+# How PEP 440 spells the pre-release names people type.
+PRE_RELEASE_NAMES = {"alpha": "a", "a": "a", "beta": "b", "b": "b", "c": "rc", "rc": "rc",
+                     "pre": "rc", "preview": "rc"}
+LOOSE_VERSION = re.compile(
+    r"^v?(?P<release>[0-9]+(\.[0-9]+)*)([-_.]?(?P<pre>alpha|beta|preview|pre|rc|a|b|c)[-_.]?(?P<number>[0-9]*))?$"
+)
+
+
+def suggested_slug(slug):
+    """A slug that keeps the rules, made from ``slug``, or None."""
+    words = re.findall(r"[a-z0-9]+", slug.lower())
+    if not words:
+        return None
+    candidate = "_".join(words)
+    if candidate[0].isdigit():
+        candidate = f"service_{candidate}"
+    if keyword.iskeyword(candidate) or candidate in RESERVED_NAMES or candidate in getattr(
+        sys, "stdlib_module_names", ()
+    ):
+        candidate = f"{candidate}_service"
+    return candidate if candidate != slug and slug_problem(candidate) is None else None
+
+
+def suggested_version(version):
+    """The PEP 440 spelling of ``version`` (``1.0-beta`` is ``1.0b0``), or None."""
+    match = LOOSE_VERSION.match(version.strip().lower())
+    if not match:
+        return None
+    release = ".".join(str(int(part)) for part in match["release"].split("."))
+    if match["pre"]:
+        release += PRE_RELEASE_NAMES[match["pre"]] + str(int(match["number"] or 0))
+    return release if release != version else None
+
+
+def suggested_seconds(value):
+    """Whole seconds from ``value`` (``60s`` is ``60``), or None."""
+    match = re.fullmatch(r"\s*([0-9]+)(\.0*)?\s*(s|sec|secs|seconds)?\s*", value.lower())
+    if not match or int(match[1]) < 1 or match[1] == value:
+        return None
+    return str(int(match[1]))
+
+
+SUGGESTIONS = {
+    "project_slug": suggested_slug,
+    "version": suggested_version,
+    "cleanup_interval_seconds": suggested_seconds,
+    "task_retention_seconds": suggested_seconds,
+}
+
+
 def main():
     problems = [
         ("project_slug", slug_problem(ANSWERS["project_slug"])),
@@ -125,7 +175,10 @@ def main():
         problems.append((name, seconds_problem(ANSWERS[name])))
     for name, problem in problems:
         if problem:
-            print(f"ERROR: {name} {ANSWERS[name]!r} {problem}.", file=sys.stderr)
+            suggest = SUGGESTIONS.get(name)
+            suggestion = suggest(ANSWERS[name]) if suggest else None
+            hint = f" Try {name}={suggestion}" if suggestion else ""
+            print(f"ERROR: {name} {ANSWERS[name]!r} {problem}.{hint}", file=sys.stderr)
             return 1
     return 0
 

@@ -151,3 +151,24 @@ def test_control_characters_in_free_text_stop_the_bake(cookiecutter_cli, tmp_pat
     first_line = result.stdout.lstrip("\n").splitlines()[0]
     assert first_line == "ERROR: description 'tab\\there' must not contain control characters."
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("answer", "suggestion"),
+    [
+        ("project_slug=my-service", "project_slug=my_service"),
+        ("project_slug=flask", "project_slug=flask_service"),
+        ("version=1.0-beta", "version=1.0b0"),
+        ("version=v2.1", "version=2.1"),
+        ("task_retention_seconds=300s", "task_retention_seconds=300"),
+    ],
+)
+def test_a_refused_answer_suggests_a_corrected_one(cookiecutter_cli, tmp_path, answer, suggestion):
+    result = cookiecutter_cli(tmp_path, answer, check=False)
+    assert result.returncode != 0
+    first_line = result.stdout.lstrip("\n").splitlines()[0]
+    assert first_line.startswith("ERROR: "), result.stdout
+    assert first_line.endswith(f"Try {suggestion}"), first_line
+    assert list(tmp_path.iterdir()) == []
+    # The suggestion is itself a good answer.
+    cookiecutter_cli(tmp_path, suggestion)

@@ -104,3 +104,17 @@ def test_a_slug_given_explicitly_wins(cookiecutter_cli, tmp_path):
     assert [path.name for path in tmp_path.iterdir()] == ["desk"]
     assert read_pyproject(tmp_path / "desk")["project"]["name"] == "desk"
     assert (tmp_path / "desk" / "src" / "desk" / "__init__.py").is_file()
+
+
+@pytest.mark.parametrize("backend", COOKIECUTTER_JSON["task_backend"])
+def test_a_bake_ends_with_the_next_steps(cookiecutter_cli, tmp_path, backend):
+    result = cookiecutter_cli(tmp_path, f"task_backend={backend}")
+    project = tmp_path / DEFAULT_SLUG
+    lines = result.stdout.strip().splitlines()
+    assert f"Made {project}. Next:" in lines, result.stdout
+    steps = "\n".join(lines[lines.index(f"Made {project}. Next:") :])
+    for step in (f"cd {project}", 'pip install -e ".[dev]"', "pytest", ":8000"):
+        assert step in steps, steps
+    readme = (project / "README.md").read_text(encoding="utf-8")
+    start = "honcho start" if backend == "celery" else "gunicorn -c gunicorn.conf.py"
+    assert start in steps and start in readme
