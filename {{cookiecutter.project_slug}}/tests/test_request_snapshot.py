@@ -68,15 +68,28 @@ def test_task_sees_a_raw_body(client, poll_done):
 
 
 @pytest.fixture
-def server(app):
+def serve():
+    """``serve(app)``: the app behind a real WSGI server on 127.0.0.1; stopped after the test."""
+    running = []
+
+    def start(app):
+        server = make_server("127.0.0.1", 0, app, threaded=True)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        running.append((server, thread))
+        return server
+
+    yield start
+    for server, thread in running:
+        server.shutdown()
+        thread.join(5)
+        server.server_close()
+
+
+@pytest.fixture
+def server(app, serve):
     """The app behind a real WSGI server on 127.0.0.1."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    thread.join(5)
-    server.server_close()
+    return serve(app)
 
 
 def http_request(server, method, path, body=None, headers=None):
@@ -168,3 +181,23 @@ def test_a_check_above_async_api_refuses_bad_input_before_any_task(make_app, hel
     accepted = client.post("/reports", json={"rows": [1, 2]})
     assert accepted.status_code == 202
     assert poll_done(client, accepted.headers["Location"]).get_json() == {"rows": 2}
+
+
+def chunks(size, piece=700):
+    """A body of ``size`` bytes, sent in pieces: ``Transfer-Encoding: chunked``, no length."""
+    for start in range(0, size, piece):
+        yield b"x" * min(piece, size - start)
+
+
+def test_a_chunked_body_over_the_limit_is_refused_not_cut(make_app, serve, held_tasks, poll_done):
+    app = make_app(MAX_CONTENT_LENGTH=1000)
+    server = serve(app)
+    status, headers, body = http_request(server, "POST", "/async/echo/big", chunks(5000))
+    assert status == 413
+    assert headers["Content-Type"] == "application/problem+json"
+    assert held_tasks(app) == 0
+
+    status, headers, _ = http_request(server, "POST", "/async/echo/small", chunks(1000))
+    assert status == 202
+    done = poll_done(app.test_client(), headers["Location"])
+    assert len(done.get_json()["data"]) == 1000

@@ -44,7 +44,7 @@ DEFAULTS = {
     "EXAMPLE_TASK_SECONDS": 10,
     # Largest request body, in bytes (Flask's own key): every queued task holds
     # its request's body until it runs. Larger bodies answer 413.
-    "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,
+    "MAX_CONTENT_LENGTH": 1024 * 1024,
 }
 
 

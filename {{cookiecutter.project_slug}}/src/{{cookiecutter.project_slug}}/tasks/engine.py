@@ -8,9 +8,11 @@ tasks are kept and run is the backend's business (``tasks/backends``).
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 
 from flask import Flask, Request, Response, current_app, request
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.routing import BaseConverter
 
 from .backend import CANCELLED, QUEUED, RUNNING, Busy, Idempotency, TaskState, Unavailable
@@ -186,6 +188,7 @@ class AsyncTasks:
         """
         view = self.app.view_functions.get(endpoint)
         if view is not None and is_async_view(view, request.method):
+            _read_chunked_body_whole(request.environ, self.app.config["MAX_CONTENT_LENGTH"])
             request.get_data(cache=True, parse_form_data=False)
 
     def _owner(self, current_request: Request) -> bytes | None:
@@ -210,3 +213,27 @@ class AsyncTasks:
 
     def _unavailable(self, body: dict) -> Response:
         return problem_response(body, {"Retry-After": self.retry_after})
+
+
+def _read_chunked_body_whole(environ: dict, limit: int | None) -> None:
+    """Read a body of unknown length (``Transfer-Encoding: chunked``) up to ``limit``.
+
+    Werkzeug stops reading such a body at ``MAX_CONTENT_LENGTH`` and never
+    looks further, so a longer body would be cut without a word and its task
+    run on part of it. Past the limit this answers 413 instead; within it,
+    the body is read whole and given a length, as if the client had sent one.
+    """
+    if limit is None or environ.get("CONTENT_LENGTH") or "wsgi.input_terminated" not in environ:
+        return
+    stream, parts, size = environ["wsgi.input"], [], 0
+    while size <= limit:
+        part = stream.read(min(64 * 1024, limit + 1 - size))
+        if not part:
+            break
+        parts.append(part)
+        size += len(part)
+    if size > limit:
+        raise RequestEntityTooLarge()
+    body = b"".join(parts)
+    environ["wsgi.input"] = io.BytesIO(body)
+    environ["CONTENT_LENGTH"] = str(len(body))
