@@ -1,5 +1,6 @@
 import pytest
-from helpers import Gate, Gunicorn, register_views, wait_for
+from helpers import Gate, Gunicorn, register_views
+from task_client import wait_until_done
 
 from {{ cookiecutter.project_slug }} import create_app
 
@@ -60,18 +61,7 @@ def engine(app):
 @pytest.fixture
 def poll_done():
     """Poll a status URL until it stops answering 202, and return that answer."""
-
-    def poll(client, location, **kwargs):
-        answers = []
-
-        def done():
-            answers.append(client.get(location, **kwargs))
-            return answers[-1].status_code != 202
-
-        wait_for(done, what=f"the task at {location} to finish")
-        return answers[-1]
-
-    return poll
+    return wait_until_done
 
 
 @pytest.fixture

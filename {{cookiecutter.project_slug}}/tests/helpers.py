@@ -16,6 +16,8 @@ from flask import abort, current_app, g, request, stream_with_context
 from {{ cookiecutter.project_slug }} import async_api, current_task
 
 PROJECT = Path(__file__).resolve().parents[1]
+# Waits between checks; an Event's wait, so that a test may patch time.sleep.
+_pause = threading.Event().wait
 
 
 def wait_for(condition, timeout=5.0, what="the condition"):
@@ -27,7 +29,7 @@ def wait_for(condition, timeout=5.0, what="the condition"):
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} did not hold within {timeout} s")
-        time.sleep(0.002)
+        _pause(0.002)
 
 
 def comparable(response):
