@@ -44,6 +44,7 @@ def keep_backend(chosen):
 def main():
     layer_module = REST_LAYER.replace("-", "_")
     keep_one(PACKAGE / "_rest_layers", layer_module, PACKAGE / "routes.py")
+    keep_one(PACKAGE / "_examples", layer_module, PACKAGE / "example.py")
     keep_one(Path("tests") / "_rest_layers", layer_module, Path("tests") / "test_rest_layer.py")
     keep_backend(TASK_BACKEND)
     print(next_steps())

@@ -206,3 +206,32 @@ def test_the_baked_test_suite_passes(baked, combination):
         env=clean_env(PYTHONPATH=str(project / "src")),
         timeout=300,
     )
+
+
+def test_removing_the_example_as_the_readme_says_leaves_a_passing_project(bake, combination):
+    project = bake(**combination)
+    readme = (project / "README.md").read_text(encoding="utf-8")
+    steps = readme[readme.index("## Remove the example") :].split("\n## ", 1)[0]
+    package = project / "src" / slug_of(project)
+    assert f"Delete `src/{slug_of(project)}/example.py`" in steps
+    assert "Delete `tests/test_example.py`" in steps
+    assert "delete the two lines that name `example`" in steps
+    (package / "example.py").unlink()
+    (project / "tests" / "test_example.py").unlink()
+    app_py = package / "app.py"
+    lines = app_py.read_text(encoding="utf-8").splitlines(keepends=True)
+    kept = [line for line in lines if "example" not in line]
+    assert len(lines) - len(kept) == 2
+    app_py.write_text("".join(kept), encoding="utf-8")
+
+    run([*RUFF, "check", "--no-cache", "."], project)
+    run([*RUFF, "format", "--check", "--no-cache", "."], project)
+    env = clean_env(PYTHONPATH=str(project / "src"))
+    run([PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider"], project, env=env, timeout=300)
+    script = (
+        f"from {slug_of(project)} import create_app\n"
+        "client = create_app({'SECRET_KEY': 'x'}).test_client()\n"
+        "print(client.get('/no/such/view').status_code)\n"
+    )
+    result = run([PYTHON, "-c", script], project, env=env, timeout=60)
+    assert result.stdout.strip().splitlines()[-1] == "404"

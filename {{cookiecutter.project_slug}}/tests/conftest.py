@@ -11,7 +11,6 @@ pytest_plugins = ["backend_fixtures"]
 TEST_CONFIG = {
     "TESTING": True,
     "SECRET_KEY": "test-secret",
-    "EXAMPLE_TASK_SECONDS": 0.01,
     "TASK_MAX_WORKERS": 4,
     "TASK_MAX_QUEUED": 8,
 }
@@ -69,8 +68,8 @@ def gunicorn(tmp_path):
     """``gunicorn(**env)``: the service under gunicorn on 127.0.0.1; stopped after the test."""
     servers = []
 
-    def start(**env):
-        servers.append(Gunicorn(tmp_path / f"gunicorn-{len(servers)}.log", **env))
+    def start(app=None, **env):
+        servers.append(Gunicorn(tmp_path / f"gunicorn-{len(servers)}.log", app, **env))
         return servers[-1]
 
     yield start

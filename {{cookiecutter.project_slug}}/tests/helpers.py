@@ -164,6 +164,20 @@ def register_views(app, gate):
         app.add_url_rule(f"/sync{rule}", f"sync_{name}", view, methods=methods)
 
 
+def add_nap_view(app):
+    """``GET /nap/<seconds>``: a task that sleeps, checking for a cancel, then answers."""
+
+    @app.get("/nap/<seconds>")
+    @async_api
+    def nap(seconds):
+        deadline = time.monotonic() + float(seconds)
+        while time.monotonic() < deadline:
+            if current_task.cancelled:
+                return "woken"
+            _pause(0.01)
+        return f"slept {seconds}"
+
+
 def submit_and_poll_while_cleaning(app, poll_done, prefix, submitters=8, tasks_each=25):
     """``submitters`` threads each submit and poll ``tasks_each`` tasks while
     another runs cleaner passes back to back; returns the ids and any failures."""
@@ -212,7 +226,7 @@ def free_port():
 class Gunicorn:
     """The service under gunicorn with its own gunicorn.conf.py, on 127.0.0.1."""
 
-    def __init__(self, log, **env):
+    def __init__(self, log, app=None, **env):
         self.port = free_port()
         self.log = log
         environment = {
@@ -220,12 +234,15 @@ class Gunicorn:
             "HOST": "127.0.0.1",
             "PORT": str(self.port),
             "FLASK_SECRET_KEY": "test-secret",
-            "PYTHONPATH": os.pathsep.join([str(PROJECT / "src"), os.environ.get("PYTHONPATH", "")]),
+            "PYTHONPATH": os.pathsep.join(
+                [str(PROJECT / "src"), str(PROJECT / "tests"), os.environ.get("PYTHONPATH", "")]
+            ),
             **env,
         }
+        command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"]
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"],
+                [*command, app] if app else command,
                 cwd=PROJECT,
                 env=environment,
                 stdout=log,

@@ -1,6 +1,4 @@
-"""The package's public API, the example task and the health check."""
-
-from helpers import wait_for
+"""The package's public API and the health check."""
 
 import {{ cookiecutter.project_slug }} as package
 
@@ -20,37 +18,3 @@ def test_health_answers_at_once(client):
     assert response.status_code == 200
     assert response.get_json() == {"status": "ok"}
     assert "Task-Status" not in response.headers
-
-
-def test_example_answers_with_its_path(client, poll_done):
-    submitted = client.get("/some/deep/path")
-    assert submitted.status_code == 202
-    done = poll_done(client, submitted.headers["Location"])
-    assert done.status_code == 200
-    assert "The answer is: some/deep/path" in done.get_data(as_text=True)
-
-
-def test_example_at_the_root(client, poll_done):
-    submitted = client.get("/")
-    assert submitted.status_code == 202
-    done = poll_done(client, submitted.headers["Location"])
-    assert "The answer is: " in done.get_data(as_text=True)
-
-
-def test_example_reports_progress(client, poll_done):
-    key = {"Idempotency-Key": "working"}
-    done = poll_done(client, client.get("/working", headers=key).headers["Location"])
-    assert done.status_code == 200
-    # The finished answer is the view's own; a repeated submit shows the monitor.
-    monitor = client.get("/working", headers=key).get_json()
-    assert monitor["progress"] == {"percent": 100, "message": "step 10 of 10"}
-
-
-def test_example_stops_when_cancelled(make_app, poll_done):
-    client = make_app(EXAMPLE_TASK_SECONDS=2).test_client()
-    location = client.get("/slow").headers["Location"]
-    wait_for(lambda: client.get(location).get_json()["status"] == "running", what="the start")
-    assert client.delete(location).status_code == 202
-    done = poll_done(client, location)
-    assert done.status_code == 200
-    assert done.get_json()["status"] == "cancelled"

@@ -24,6 +24,9 @@ def create_app(config=None):
     from . import routes
 
     routes.init_app(app)
+    from . import example  # the example; README.md says how to remove it
+
+    example.init_app(app)
     return app
 
 

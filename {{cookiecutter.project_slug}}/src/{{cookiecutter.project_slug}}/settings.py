@@ -40,8 +40,6 @@ DEFAULTS = {
     # Seconds running tasks get to finish when the service stops.
     "TASK_SHUTDOWN_TIMEOUT": 30,
 {%- endif %}
-    # Seconds the example task works.
-    "EXAMPLE_TASK_SECONDS": 10,
     # Largest request body, in bytes (Flask's own key): every queued task holds
     # its request's body until it runs. Larger bodies answer 413.
     "MAX_CONTENT_LENGTH": 1024 * 1024,
@@ -109,7 +107,6 @@ RULES = {
     "TASK_RETRY_AFTER": (_whole(1), "a whole number >= 1"),
     "TASK_SHUTDOWN_TIMEOUT": (_positive, "a number > 0"),
 {%- endif %}
-    "EXAMPLE_TASK_SECONDS": (_positive, "a number > 0"),
     "MAX_CONTENT_LENGTH": (_optional(_whole(1)), "a whole number of bytes >= 1, or null"),
 }
 

@@ -42,9 +42,3 @@ def test_errors_in_views_are_problems(client, poll_done):
     assert done.status_code == 404
     assert done.content_type == "application/problem+json"
     assert done.headers["Task-Status"] == "failed"
-
-
-def test_example_answers_with_the_views_own_text(client, poll_done):
-    done = poll_done(client, client.get("/some/path").headers["Location"])
-    assert done.mimetype == "text/html"
-    assert done.get_data(as_text=True) == "The answer is: some/path"

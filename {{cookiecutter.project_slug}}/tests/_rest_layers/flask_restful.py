@@ -44,9 +44,3 @@ def test_errors_in_resources_are_problems(client, poll_done):
     assert done.status_code == 404
     assert done.content_type == "application/problem+json"
     assert done.headers["Task-Status"] == "failed"
-
-
-def test_example_answers_in_flask_restful_json(client, poll_done):
-    done = poll_done(client, client.get("/some/path").headers["Location"])
-    assert done.content_type == "application/json"
-    assert done.get_json() == "The answer is: some/path"

@@ -1,20 +1,11 @@
-"""The routes, written with plain Flask: the example, task status, health."""
+"""The routes, written with plain Flask: task status and health."""
 
 from flask import Blueprint
 from flask.views import MethodView
 
-from .example import work_on
-from .tasks import STATUS_RULE_OPTIONS, STATUS_RULES, async_api, task_engine
+from .tasks import STATUS_RULE_OPTIONS, STATUS_RULES, task_engine
 
 bp = Blueprint("api", __name__)
-
-
-class Answer(MethodView):
-    """The example: any path, worked on in the background."""
-
-    @async_api
-    def get(self, path):
-        return work_on(path)
 
 
 class TaskStatus(MethodView):
@@ -32,9 +23,6 @@ def health():
     return task_engine().health_response()
 
 
-answer = Answer.as_view("answer")
-bp.add_url_rule("/", view_func=answer, defaults={"path": ""})
-bp.add_url_rule("/<path:path>", view_func=answer)
 task_status = TaskStatus.as_view("task_status")
 for rule in STATUS_RULES:
     bp.add_url_rule(rule, view_func=task_status, **STATUS_RULE_OPTIONS)

@@ -1,9 +1,8 @@
-"""The routes, written with flask-restful: the example, task status, health."""
+"""The routes, written with flask-restful: task status and health."""
 
 from flask_restful import Api, Resource
 
-from .example import work_on
-from .tasks import STATUS_RULE_OPTIONS, STATUS_RULES, async_api, task_engine
+from .tasks import STATUS_RULE_OPTIONS, STATUS_RULES, task_engine
 
 
 class ProblemApi(Api):
@@ -16,14 +15,6 @@ class ProblemApi(Api):
 
     def handle_error(self, e):
         raise e
-
-
-class Answer(Resource):
-    """The example: any path, worked on in the background."""
-
-    @async_api
-    def get(self, path=""):
-        return work_on(path)
 
 
 class TaskStatus(Resource):
@@ -45,4 +36,3 @@ def init_app(app):
     api = ProblemApi(app)
     api.add_resource(Health, "/health")
     api.add_resource(TaskStatus, *STATUS_RULES, **STATUS_RULE_OPTIONS)
-    api.add_resource(Answer, "/", "/<path:path>")

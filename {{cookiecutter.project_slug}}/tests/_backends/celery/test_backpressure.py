@@ -1,5 +1,7 @@
 """Backpressure: at most TASK_MAX_QUEUED tasks wait, across every web process; beyond that, 503."""
 
+from helpers import add_nap_view
+
 from {{ cookiecutter.project_slug }} import create_app
 
 
@@ -31,8 +33,9 @@ def test_the_queue_limit_holds_across_web_processes(make_app, backend_config, ga
     assert client.get("/async/held").status_code == 202  # the one place in the queue
     # Another web process on the same Redis sees the same queue.
     other = create_app({"SECRET_KEY": "test-secret", **backend_config, "TASK_MAX_QUEUED": 1})
+    add_nap_view(other)
     try:
-        assert other.test_client().get("/slow").status_code == 503
+        assert other.test_client().get("/nap/1").status_code == 503
     finally:
         other.extensions["async_api"].shutdown()
 

@@ -7,7 +7,7 @@ import sys
 import time
 
 import pytest
-from helpers import PROJECT, wait_for
+from helpers import PROJECT, add_nap_view, wait_for
 
 from {{ cookiecutter.project_slug }} import async_api, create_app
 from {{ cookiecutter.project_slug }}.tasks.backend import Unavailable
@@ -17,7 +17,7 @@ WORKER_COMMAND = [
     "-m",
     "celery",
     "--app",
-    "{{ cookiecutter.project_slug }}.worker:celery_app",
+    "worker_app:celery_app",
     "worker",
     "--loglevel",
     "INFO",
@@ -31,6 +31,7 @@ def web_app(backend_config):
 
     def make(**config):
         app = create_app({"TESTING": True, "SECRET_KEY": "test-secret", **backend_config, **config})
+        add_nap_view(app)
         apps.append(app)
         return app
 
@@ -41,7 +42,7 @@ def web_app(backend_config):
 
 @pytest.fixture
 def worker_process(redis_url, tmp_path):
-    """``worker_process(**env)``: a Celery worker started with the README's command."""
+    """``worker_process(**env)``: a Celery worker of the tests' views, with the README's command."""
     workers = []
 
     def start(**env):
@@ -50,7 +51,9 @@ def worker_process(redis_url, tmp_path):
             **os.environ,
             "FLASK_SECRET_KEY": "test-secret",
             "FLASK_TASK_REDIS_URL": redis_url,
-            "PYTHONPATH": os.pathsep.join([str(PROJECT / "src"), os.environ.get("PYTHONPATH", "")]),
+            "PYTHONPATH": os.pathsep.join(
+                [str(PROJECT / "src"), str(PROJECT / "tests"), os.environ.get("PYTHONPATH", "")]
+            ),
             **env,
         }
         with log.open("wb") as output:
@@ -136,11 +139,9 @@ def test_a_message_delivered_twice_runs_its_task_once(make_app, poll_done):
 
 def test_a_killed_workers_task_fails_after_its_lease(web_app, worker_process):
     lease, interval = 1, 0.2
-    worker, _ = worker_process(
-        FLASK_TASK_LEASE=str(lease), FLASK_EXAMPLE_TASK_SECONDS="60", FLASK_TASK_MAX_WORKERS="1"
-    )
+    worker, _ = worker_process(FLASK_TASK_LEASE=str(lease), FLASK_TASK_MAX_WORKERS="1")
     client = web_app(TASK_LEASE=lease, TASK_CLEANUP_INTERVAL=interval).test_client()
-    location = client.get("/slow").headers["Location"]
+    location = client.get("/nap/60").headers["Location"]
     wait_for(
         lambda: client.get(location).headers.get("Task-Status") == "running",
         timeout=20,
@@ -177,31 +178,31 @@ def test_a_running_task_keeps_its_lease_while_its_worker_lives(make_app, gate, p
 def test_sigterm_to_a_worker_lets_its_task_finish_and_leaves_the_queue(
     web_app, worker_process, poll_done
 ):
-    worker, log = worker_process(FLASK_EXAMPLE_TASK_SECONDS="1", FLASK_TASK_MAX_WORKERS="1")
+    worker, log = worker_process(FLASK_TASK_MAX_WORKERS="1")
     client = web_app().test_client()
-    running = client.get("/first").headers["Location"]
+    running = client.get("/nap/1").headers["Location"]
     wait_for(
         lambda: client.get(running).headers.get("Task-Status") == "running",
         timeout=20,
         what="the worker to start the task",
     )
-    queued = client.get("/second").headers["Location"]
+    queued = client.get("/nap/0.1").headers["Location"]
     worker.send_signal(signal.SIGTERM)
     worker.wait(30)
     assert client.get(running).status_code == 200  # it finished before the worker left
     assert client.get(queued).headers["Task-Status"] == "queued"
-    worker_process(FLASK_EXAMPLE_TASK_SECONDS="0.1")  # the next worker takes it
+    worker_process()  # the next worker takes it
     done = poll_done(client, queued)
-    assert b"The answer is: second" in done.get_data()
+    assert done.get_data() == b"slept 0.1"
 
 
 def test_redis_down_answers_503_in_bounded_time_then_recovers(redis_server, web_app):
     client = web_app().test_client()
     assert client.get("/health").status_code == 200
-    known = client.get("/slow").headers["Location"]
+    known = client.get("/nap/5").headers["Location"]
     redis_server.stop()
     try:
-        for method, path in [("GET", "/slow"), ("GET", known), ("DELETE", known)]:
+        for method, path in [("GET", "/nap/5"), ("GET", known), ("DELETE", known)]:
             started = time.monotonic()
             response = client.open(path, method=method)
             assert time.monotonic() - started < 10
@@ -215,7 +216,7 @@ def test_redis_down_answers_503_in_bounded_time_then_recovers(redis_server, web_
     finally:
         redis_server.start()
     wait_for(lambda: client.get("/health").status_code == 200, timeout=10, what="recovery")
-    assert client.get("/slow").status_code == 202
+    assert client.get("/nap/5").status_code == 202
 
 
 def test_a_stalled_redis_answers_503_in_bounded_time(app, poll_done):

@@ -54,13 +54,11 @@ def test_idle_service_stops_at_once_on_sigterm(gunicorn):
 
 def test_sigterm_lets_the_running_task_finish_and_fails_the_queued_one(gunicorn):
     server = gunicorn(
-        FLASK_TASK_SHUTDOWN_TIMEOUT=GRACEFUL,
-        FLASK_TASK_MAX_WORKERS="1",
-        FLASK_EXAMPLE_TASK_SECONDS="1",
+        "served_app:app", FLASK_TASK_SHUTDOWN_TIMEOUT=GRACEFUL, FLASK_TASK_MAX_WORKERS="1"
     )
-    status, running, _ = server.get("/running")
+    status, running, _ = server.get("/nap/1")
     assert status == 202
-    status, queued, _ = server.get("/queued")
+    status, queued, _ = server.get("/nap/1")
     assert status == 202
     wait_for(
         lambda: server.get(running["Location"])[1].get("Task-Status") == "running",

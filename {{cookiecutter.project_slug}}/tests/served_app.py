@@ -1,0 +1,12 @@
+"""The service with the tests' own views, for the servers tests start.
+
+``gunicorn -c gunicorn.conf.py served_app:app``, from the project's folder with
+``tests`` on ``PYTHONPATH``.
+"""
+
+from helpers import add_nap_view
+
+from {{ cookiecutter.project_slug }} import create_app
+
+app = create_app()
+add_nap_view(app)
