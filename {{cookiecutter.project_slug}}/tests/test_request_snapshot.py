@@ -164,21 +164,21 @@ def json_with(*keys):
 def test_a_check_above_async_api_refuses_bad_input_before_any_task(make_app, held_tasks, poll_done):
     app = make_app()
 
-    @app.post("/reports")
+    @app.post("/async/checked-report")
     @json_with("rows")
     @async_api
-    def report():
+    def checked_report():
         return {"rows": len(request.get_json()["rows"])}
 
     client = app.test_client()
-    not_json = client.post("/reports", data="rows=1")
+    not_json = client.post("/async/checked-report", data="rows=1")
     assert not_json.status_code == 415
-    missing = client.post("/reports", json={"columns": []})
+    missing = client.post("/async/checked-report", json={"columns": []})
     assert missing.status_code == 400
     assert missing.content_type == "application/problem+json"
     assert "rows" in missing.get_json()["detail"]
     assert held_tasks(app) == 0
-    accepted = client.post("/reports", json={"rows": [1, 2]})
+    accepted = client.post("/async/checked-report", json={"rows": [1, 2]})
     assert accepted.status_code == 202
     assert poll_done(client, accepted.headers["Location"]).get_json() == {"rows": 2}
 

@@ -17,6 +17,14 @@ def create_app(config=None):
     """Make the app: defaults, then ``FLASK_*`` environment variables, then ``config``."""
     app = Flask(__package__)
     configure(app, config)
+{%- if cookiecutter.task_backend == "threads" %}
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = secrets.token_bytes(32)
+        app.logger.warning(
+            "SECRET_KEY is not set (FLASK_SECRET_KEY): using a random key for this process."
+            " Task owners and sessions will not be recognised after a restart."
+        )
+{%- endif %}
     app.register_error_handler(HTTPException, http_error_handler)
     AsyncTasks(app)
     # Imported here, once the package is whole, so that routes.py (and modules
@@ -42,11 +50,3 @@ def configure(app, config=None):
     if config:
         app.config.from_mapping(config)
     settings.check(app.config)
-{%- if cookiecutter.task_backend == "threads" %}
-    if not app.config.get("SECRET_KEY"):
-        app.config["SECRET_KEY"] = secrets.token_bytes(32)
-        app.logger.warning(
-            "SECRET_KEY is not set (FLASK_SECRET_KEY): using a random key for this process."
-            " Task owners and sessions will not be recognised after a restart."
-        )
-{%- endif %}

@@ -1,7 +1,7 @@
 """The example: any path becomes a task that works a while, reporting progress, then answers.
 
-To remove it, delete this file and ``tests/test_example.py``, and the line
-``example.init_app(app)`` in ``app.py``.
+To remove it, delete this file and ``tests/test_example.py``, and the two
+lines of ``app.py`` that name ``example``.
 """
 
 import time
