@@ -76,14 +76,19 @@ def slug_of(project):
     return project.name
 
 
-def test_no_template_syntax_is_left_over(baked, combination):
-    project = baked(combination)
-    leftovers = [
+def lines_matching(project, pattern):
+    """``path:line: text`` of every line of the project's text files that ``pattern`` finds."""
+    return [
         f"{path.relative_to(project)}:{number}: {line.strip()}"
         for path, text in text_files(project)
         for number, line in enumerate(text.splitlines(), start=1)
-        if LEFTOVER_TEMPLATE_SYNTAX.search(line)
+        if pattern.search(line)
     ]
+
+
+def test_no_template_syntax_is_left_over(baked, combination):
+    project = baked(combination)
+    leftovers = lines_matching(project, LEFTOVER_TEMPLATE_SYNTAX)
     assert not leftovers, "template syntax left over:\n" + "\n".join(leftovers)
     names = [str(path.relative_to(project)) for path in project.rglob("*")]
     assert not [name for name in names if "{" in name or "cookiecutter" in name]
@@ -96,13 +101,7 @@ UNSHIPPED_REFERENCES = re.compile(
 
 
 def test_the_project_cites_nothing_it_does_not_ship(baked, combination):
-    project = baked(combination)
-    found = [
-        f"{path.relative_to(project)}:{number}: {line.strip()}"
-        for path, text in text_files(project)
-        for number, line in enumerate(text.splitlines(), start=1)
-        if UNSHIPPED_REFERENCES.search(line)
-    ]
+    found = lines_matching(baked(combination), UNSHIPPED_REFERENCES)
     assert not found, "cites what the project does not ship:\n" + "\n".join(found)
 
 
