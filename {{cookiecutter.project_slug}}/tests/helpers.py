@@ -20,6 +20,24 @@ PROJECT = Path(__file__).resolve().parents[1]
 _pause = threading.Event().wait
 
 
+def child_env(**env):
+    """This environment less its ``FLASK_*`` settings, the project on ``PYTHONPATH``, and ``env``.
+
+    For the servers and workers the tests start: they import the package from
+    ``src`` and the tests' own apps (``served_app``, ``worker_app``) from ``tests``.
+    """
+    inherited = {key: value for key, value in os.environ.items() if not key.startswith("FLASK_")}
+    path = [str(PROJECT / "src"), str(PROJECT / "tests"), os.environ.get("PYTHONPATH", "")]
+    return {**inherited, "PYTHONPATH": os.pathsep.join(path), **env}
+
+
+def run_to_exit(command, timeout=60, **env):
+    """Run ``command`` in the project's folder with ``child_env(**env)``; its output as text."""
+    return subprocess.run(
+        command, cwd=PROJECT, env=child_env(**env), capture_output=True, text=True, timeout=timeout
+    )
+
+
 def wait_for(condition, timeout=5.0, what="the condition"):
     """Return ``condition()`` once it is truthy; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
@@ -229,16 +247,9 @@ class Gunicorn:
     def __init__(self, log, app=None, **env):
         self.port = free_port()
         self.log = log
-        environment = {
-            **os.environ,
-            "HOST": "127.0.0.1",
-            "PORT": str(self.port),
-            "FLASK_SECRET_KEY": "test-secret",
-            "PYTHONPATH": os.pathsep.join(
-                [str(PROJECT / "src"), str(PROJECT / "tests"), os.environ.get("PYTHONPATH", "")]
-            ),
-            **env,
-        }
+        environment = child_env(
+            HOST="127.0.0.1", PORT=str(self.port), FLASK_SECRET_KEY="test-secret", **env
+        )
         command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"]
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(

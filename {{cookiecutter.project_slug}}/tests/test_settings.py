@@ -1,12 +1,10 @@
 """Settings have defaults, come from the environment and from create_app."""
 
-import os
-import subprocess
 import sys
 
 import pytest
 from flask import Flask
-from helpers import PROJECT, free_port
+from helpers import free_port, run_to_exit
 
 from {{ cookiecutter.project_slug }} import create_app
 from {{ cookiecutter.project_slug }}.settings import ConfigError
@@ -85,21 +83,12 @@ def test_a_secret_key_of_digits_stays_text(monkeypatch):
 
 
 def test_gunicorn_stops_on_a_bad_setting_with_one_line_naming_it():
-    env = {
-        **os.environ,
-        "FLASK_SECRET_KEY": "test-secret",
-        "FLASK_TASK_RETRY_AFTER": "0",
-        "HOST": "127.0.0.1",
-        "PORT": str(free_port()),
-        "PYTHONPATH": os.pathsep.join([str(PROJECT / "src"), os.environ.get("PYTHONPATH", "")]),
-    }
-    result = subprocess.run(
+    result = run_to_exit(
         [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"],
-        cwd=PROJECT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
+        FLASK_SECRET_KEY="test-secret",
+        FLASK_TASK_RETRY_AFTER="0",
+        HOST="127.0.0.1",
+        PORT=str(free_port()),
     )
     assert result.returncode != 0
     assert "TASK_RETRY_AFTER must be a whole number >= 1, got 0" in result.stderr

@@ -1,12 +1,10 @@
 """Settings of the Celery backend, and Celery wired as Flask's pattern does it."""
 
-import os
-import subprocess
 import sys
 
 import pytest
 from celery import Celery
-from helpers import PROJECT
+from helpers import run_to_exit
 
 from {{ cookiecutter.project_slug }} import create_app
 from {{ cookiecutter.project_slug }}.settings import ConfigError
@@ -62,17 +60,8 @@ def test_celery_is_made_from_the_apps_config():
 
 
 def test_the_worker_stops_without_a_secret_key_with_one_line_naming_it():
-    env = {key: value for key, value in os.environ.items() if not key.startswith("FLASK_")}
-    env["PYTHONPATH"] = os.pathsep.join([str(PROJECT / "src"), env.get("PYTHONPATH", "")])
     worker_app = "{{ cookiecutter.project_slug }}.worker:celery_app"
-    result = subprocess.run(
-        [sys.executable, "-m", "celery", "--app", worker_app, "worker"],
-        cwd=PROJECT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_to_exit([sys.executable, "-m", "celery", "--app", worker_app, "worker"])
     assert result.returncode != 0
     assert "SECRET_KEY must be set (FLASK_SECRET_KEY)" in result.stderr
     assert "Traceback" not in result.stderr

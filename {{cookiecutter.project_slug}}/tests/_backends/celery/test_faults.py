@@ -7,7 +7,7 @@ import sys
 import time
 
 import pytest
-from helpers import PROJECT, add_nap_view, wait_for
+from helpers import PROJECT, add_nap_view, child_env, wait_for
 
 from {{ cookiecutter.project_slug }} import async_api, create_app
 from {{ cookiecutter.project_slug }}.tasks.backend import Unavailable
@@ -47,15 +47,9 @@ def worker_process(redis_url, tmp_path):
 
     def start(**env):
         log = tmp_path / f"worker-{len(workers)}.log"
-        environment = {
-            **os.environ,
-            "FLASK_SECRET_KEY": "test-secret",
-            "FLASK_TASK_REDIS_URL": redis_url,
-            "PYTHONPATH": os.pathsep.join(
-                [str(PROJECT / "src"), str(PROJECT / "tests"), os.environ.get("PYTHONPATH", "")]
-            ),
-            **env,
-        }
+        environment = child_env(
+            FLASK_SECRET_KEY="test-secret", FLASK_TASK_REDIS_URL=redis_url, **env
+        )
         with log.open("wb") as output:
             process = subprocess.Popen(
                 WORKER_COMMAND,
