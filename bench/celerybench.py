@@ -24,7 +24,7 @@ from pathlib import Path
 
 import redis
 from load import combined, python_load
-from project import PACKAGE, BenchError, Server, free_port, http_get
+from project import PACKAGE, PLAIN_APP, BenchError, Server, free_port, http_get
 
 WEB_PROCESSES = 4
 CONNECTIONS = 8
@@ -77,20 +77,6 @@ def pattern_result(result_id):
         "successful": result.successful() if ready else None,
         "value": result.get() if ready else None,
     }}
-'''
-
-# The reference for SIGTERM: Flask alone under the same conf.
-PLAIN_APP = '''\
-"""A plain Flask app with one route, served by the same gunicorn conf."""
-
-from flask import Flask
-
-app = Flask(__name__)
-
-
-@app.get("/health")
-def health():
-    return {"status": "ok"}
 '''
 
 # Counts the Redis round trips of one submit, one poll and one task run, in
@@ -398,8 +384,9 @@ def alternate(generator, reference, target, sizes, settle):
 
 def shutdown_seconds(venv_python, project, workdir, env, rounds):
     """Seconds from SIGTERM to exit of idle web processes: the service, and a plain app."""
-    (workdir / "celery_plain_app.py").write_text(PLAIN_APP, encoding="utf-8")
-    apps = {"service": "celery_bench_app:app", "plain": "celery_plain_app:app"}
+    # Flask alone under the same conf, as for the threads bake.
+    (workdir / "plain_app.py").write_text(PLAIN_APP, encoding="utf-8")
+    apps = {"service": "celery_bench_app:app", "plain": "plain_app:app"}
     seconds = {name: [] for name in apps}
     for round_ in range(rounds):
         for name, app in apps.items():
