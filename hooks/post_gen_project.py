@@ -11,6 +11,15 @@ from pathlib import Path
 PACKAGE = Path("src") / {{ cookiecutter.project_slug | tojson }}
 REST_LAYER = {{ cookiecutter.rest_layer | tojson }}
 TASK_BACKEND = {{ cookiecutter.task_backend | tojson }}
+# What only a project with each REST layer has, besides its routes, example
+# and tests.
+LAYER_ONLY_FILES = {
+    "flask-smorest": [
+        PACKAGE / "openapi.py",
+        PACKAGE / "schemas.py",
+        Path("tests") / "test_openapi.py",
+    ],
+}
 # What only a project on each task backend has, besides its package under
 # tasks/backends/ and its tests under tests/_backends/.
 BACKEND_ONLY_FILES = {
@@ -25,6 +34,14 @@ def keep_one(folder, chosen, target):
     shutil.rmtree(folder)
 
 
+def remove_unchosen(only_files, chosen):
+    """Delete the files that only options other than ``chosen`` need."""
+    for option, paths in only_files.items():
+        if option != chosen:
+            for path in paths:
+                path.unlink(missing_ok=True)
+
+
 def keep_backend(chosen):
     """Keep the chosen backend's package and tests; remove every other backend's files."""
     backends = PACKAGE / "tasks" / "backends"
@@ -32,10 +49,7 @@ def keep_backend(chosen):
     for package in backends.iterdir():
         if package.is_dir() and package.name != chosen:
             shutil.rmtree(package)
-    for backend, only_files in BACKEND_ONLY_FILES.items():
-        if backend != chosen:
-            for path in only_files:
-                path.unlink(missing_ok=True)
+    remove_unchosen(BACKEND_ONLY_FILES, chosen)
     for test_file in sorted((tests / chosen).iterdir()):
         test_file.replace(Path("tests") / test_file.name)
     shutil.rmtree(tests)
@@ -46,6 +60,7 @@ def main():
     keep_one(PACKAGE / "_rest_layers", layer_module, PACKAGE / "routes.py")
     keep_one(PACKAGE / "_examples", layer_module, PACKAGE / "example.py")
     keep_one(Path("tests") / "_rest_layers", layer_module, Path("tests") / "test_rest_layer.py")
+    remove_unchosen(LAYER_ONLY_FILES, REST_LAYER)
     keep_backend(TASK_BACKEND)
     print(next_steps())
 

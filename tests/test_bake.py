@@ -24,8 +24,21 @@ LEFTOVER_TEMPLATE_SYNTAX = re.compile(r"\{\{|\{%|\{#|cookiecutter\.[A-Za-z_]")
 OPTION_MARKERS = {
     "rest_layer": {
         "flask-restful": {"patterns": [r"flask[_-]restful"], "distribution": "flask-restful"},
-        # Blueprints serve flask-restful too; MethodView classes are plain Flask's.
-        "flask": {"patterns": [r"\bflask\.views\b"], "distribution": None},
+        # Blueprints and MethodView classes serve the other layers too; rules
+        # added to a blueprint by hand are plain Flask's.
+        "flask": {"patterns": [r"\bbp\.add_url_rule\("], "distribution": None},
+        # The OpenAPI document, its schemas and Swagger UI, and their tests.
+        "flask-smorest": {
+            "patterns": [
+                r"flask[_-]smorest",
+                r"\bmarshmallow\b",
+                r"\bapispec\b",
+                r"(?i)swagger",
+                r"\bschemathesis\b",
+                r"(?i)openapi",
+            ],
+            "distribution": "flask-smorest",
+        },
     },
     "task_backend": {
         # No thread pool and no in-process store in a celery bake.

@@ -1,0 +1,109 @@
+"""The routes, written with flask-smorest: task status and health, and the API's documents.
+
+``init_app`` makes the app's ``Api`` (``openapi.ProblemApi``): it serves the
+OpenAPI document at ``/docs/openapi.json`` and Swagger UI at ``/docs/``.
+Register a blueprint of your own there, so that it is documented too.
+"""
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from .openapi import CANCEL_OPERATION, POLL_HEADER_NAMES, STATUS_OPERATION, ProblemApi, ref
+from .schemas import HealthSchema, ProblemSchema, TaskMonitorSchema
+from .tasks import STATUS_RULE_OPTIONS, STATUS_RULES, task_engine
+from .tasks.problems import PROBLEM_MIMETYPE
+
+blp = Blueprint("tasks", __name__, description="The tasks that `@async_api` operations start.")
+
+TASK_HEADERS = {"Task-Status": ref("headers", "Task-Status")}
+POLL_HEADERS = {name: ref("headers", name) for name in POLL_HEADER_NAMES}
+RETRY_HEADERS = {"Retry-After": ref("headers", "Retry-After")}
+
+
+def problem(status_code, description, headers=None):
+    """Document a problem answer."""
+    return blp.alt_response(
+        status_code,
+        schema=ProblemSchema,
+        content_type=PROBLEM_MIMETYPE,
+        description=description,
+        headers=headers,
+    )
+
+
+UNKNOWN = "No such task: it never existed, it expired, or it is someone else's."
+UNAVAILABLE = "The task store cannot be reached: try again after Retry-After seconds."
+
+
+class TaskStatus(MethodView):
+    @blp.doc(operationId=STATUS_OPERATION)
+    @blp.alt_response(
+        200,
+        schema=TaskMonitorSchema,
+        description="Done: the answer of the operation that started the task (each such"
+        " operation's 202 says what it is), or, for a cancelled task, its monitor.",
+        headers=TASK_HEADERS,
+        success=True,
+    )
+    @blp.alt_response(
+        202,
+        schema=TaskMonitorSchema,
+        description="Still queued or running: poll again after Retry-After seconds.",
+        headers=POLL_HEADERS,
+        success=True,
+    )
+    @problem(404, UNKNOWN)
+    @problem(500, "The task failed with an unexpected error.", TASK_HEADERS)
+    @problem(503, UNAVAILABLE, RETRY_HEADERS)
+    def get(self, task_id=""):
+        """Poll a task: 202 while it works, then its own answer."""
+        return task_engine().status_response(task_id)
+
+    @blp.doc(operationId=CANCEL_OPERATION)
+    @blp.alt_response(
+        200,
+        schema=TaskMonitorSchema,
+        description="The task was queued: it is cancelled and will never run.",
+        headers=TASK_HEADERS,
+        success=True,
+    )
+    @blp.alt_response(
+        202,
+        schema=TaskMonitorSchema,
+        description="The task is running: it is asked to stop, and ends cancelled when it does.",
+        headers=POLL_HEADERS,
+        success=True,
+    )
+    @blp.alt_response(204, description="The task was done: it is forgotten.", success=True)
+    @problem(404, UNKNOWN)
+    @problem(503, UNAVAILABLE, RETRY_HEADERS)
+    def delete(self, task_id=""):
+        """Cancel a task, or forget a finished one."""
+        return task_engine().cancel_response(task_id)
+
+
+class Health(MethodView):
+    @blp.response(200, HealthSchema, description="Tasks can be taken and answered.")
+    @blp.alt_response(
+        503,
+        schema=HealthSchema,
+        description="The task store cannot be reached.",
+        headers=RETRY_HEADERS,
+    )
+    def get(self):
+        """Whether the service can take and answer tasks."""
+        return task_engine().health_response()
+
+
+NO_TASK_ID_RULE, TASK_STATUS_RULE = STATUS_RULES
+blp.route(TASK_STATUS_RULE, **STATUS_RULE_OPTIONS)(TaskStatus)
+blp.route("/health")(Health)
+
+
+def init_app(app):
+    api = ProblemApi(app)
+    api.register_blueprint(blp)
+    # A status URL with no id answers 404 like any unknown id. It is no
+    # operation of its own, so it is routed on the app, out of the document.
+    no_task_id = TaskStatus.as_view("no_task_id")
+    app.add_url_rule(NO_TASK_ID_RULE, view_func=no_task_id, **STATUS_RULE_OPTIONS)

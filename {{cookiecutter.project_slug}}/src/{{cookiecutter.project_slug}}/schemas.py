@@ -1,0 +1,55 @@
+"""The marshmallow schemas of what the service answers about tasks.
+
+The engine writes these answers itself; the schemas describe them in the
+OpenAPI document, where clients and Swagger UI read them.
+"""
+
+import marshmallow as ma
+
+from .tasks.backend import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED
+
+TASK_STATUSES = (QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED)
+
+
+class ProblemSchema(ma.Schema):
+    """An error, as RFC 9457 problem details (``application/problem+json``)."""
+
+    type = ma.fields.String(required=True, metadata={"example": "about:blank"})
+    title = ma.fields.String(required=True, metadata={"description": "The status code's phrase."})
+    status = ma.fields.Integer(required=True, strict=True)
+    detail = ma.fields.String(required=True)
+    errors = ma.fields.Dict(
+        metadata={"description": "What was wrong with each part of the request, by location."}
+    )
+
+
+class ProgressSchema(ma.Schema):
+    percent = ma.fields.Integer(required=True, strict=True, validate=ma.validate.Range(0, 100))
+    message = ma.fields.String(required=True, allow_none=True)
+
+
+class TaskMonitorSchema(ma.Schema):
+    """Where a task stands: what a poll answers while the task works."""
+
+    id = ma.fields.String(required=True)
+    status = ma.fields.String(required=True, validate=ma.validate.OneOf(TASK_STATUSES))
+    status_url = ma.fields.String(
+        required=True, metadata={"description": "Where to poll: the same as `Location`."}
+    )
+    created_at = ma.fields.DateTime(required=True)
+    updated_at = ma.fields.DateTime(required=True)
+    progress = ma.fields.Nested(
+        ProgressSchema,
+        required=True,
+        allow_none=True,
+        metadata={"description": "What the task last reported; null until it reports."},
+    )
+    cancel_requested = ma.fields.Boolean(
+        metadata={"description": "Present while a running task has been asked to stop."}
+    )
+    error = ma.fields.Nested(ProblemSchema, metadata={"description": "Why a failed task failed."})
+
+
+class HealthSchema(ma.Schema):
+    status = ma.fields.String(required=True, validate=ma.validate.OneOf(("ok", "unavailable")))
+    detail = ma.fields.String()

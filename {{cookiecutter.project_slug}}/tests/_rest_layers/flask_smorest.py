@@ -1,0 +1,113 @@
+"""With flask-smorest: a MethodView method under ``@blp.arguments`` and ``@blp.response``
+becomes a task, answers as it would synchronously, and bad input never becomes a task."""
+
+import marshmallow as ma
+import pytest
+from flask.views import MethodView
+from flask_smorest import Blueprint, abort
+from helpers import comparable
+
+from {{ cookiecutter.project_slug }} import async_api
+from {{ cookiecutter.project_slug }}.openapi import api_of
+
+blp = Blueprint("widgets", __name__)
+
+
+class WidgetQuery(ma.Schema):
+    # A query string is text: "3" is a number here, "1.5" is not.
+    size = ma.fields.Integer(load_default=1, validate=ma.validate.Range(1, 10))
+
+
+class WidgetSchema(ma.Schema):
+    name = ma.fields.String(required=True)
+    size = ma.fields.Integer(required=True)
+
+
+class OrderSchema(ma.Schema):
+    # strict: in JSON, 2.5 (or 2.0) is no whole number.
+    count = ma.fields.Integer(required=True, strict=True)
+
+
+def widget(query, name):
+    if name == "missing":
+        abort(404, message="There is no such widget.")
+    return {"name": name, "size": query["size"]}, 201, {"X-Custom": "yes"}
+
+
+@blp.route("/sync/widgets/<name>")
+class SyncWidget(MethodView):
+    @blp.arguments(WidgetQuery, location="query")
+    @blp.response(201, WidgetSchema)
+    def get(self, query, name):
+        return widget(query, name)
+
+
+@blp.route("/async/widgets/<name>")
+class AsyncWidget(MethodView):
+    @blp.arguments(WidgetQuery, location="query")
+    @blp.response(201, WidgetSchema)
+    @async_api
+    def get(self, query, name):
+        return widget(query, name)
+
+    @blp.arguments(OrderSchema)
+    @blp.response(200, WidgetSchema)
+    @async_api
+    def post(self, order, name):
+        return {"name": name, "size": order["count"]}
+
+
+@pytest.fixture
+def app(make_app):
+    app = make_app()
+    api_of(app).register_blueprint(blp)
+    return app
+
+
+@pytest.mark.parametrize("name", ["gear", "missing"])
+def test_method_view_answers_as_it_would_synchronously(client, poll_done, name):
+    submitted = client.get(f"/async/widgets/{name}?size=3")
+    assert submitted.status_code == 202
+    done = poll_done(client, submitted.headers["Location"])
+    assert comparable(done) == comparable(client.get(f"/sync/widgets/{name}?size=3"))
+
+
+def test_the_response_schema_shapes_the_tasks_answer(client, poll_done):
+    done = poll_done(client, client.post("/async/widgets/gear", json={"count": 2}).location)
+    assert done.status_code == 200
+    assert done.get_json() == {"name": "gear", "size": 2}
+
+
+def test_errors_in_views_are_problems_with_their_message(client, poll_done):
+    done = poll_done(client, client.get("/async/widgets/missing").headers["Location"])
+    assert done.status_code == 404
+    assert done.content_type == "application/problem+json"
+    assert done.headers["Task-Status"] == "failed"
+    assert done.get_json()["detail"] == "There is no such widget."
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "body", "wrong"),
+    [
+        ("get", "/async/widgets/gear?size=0", None, ("query", "size")),
+        ("get", "/async/widgets/gear?size=1.5", None, ("query", "size")),
+        ("post", "/async/widgets/gear", {}, ("json", "count")),
+        ("post", "/async/widgets/gear", {"count": 2.5}, ("json", "count")),
+    ],
+)
+def test_invalid_input_is_a_problem_and_no_task(app, client, held_tasks, method, url, body, wrong):
+    answer = getattr(client, method)(url, json=body)
+    assert answer.status_code == 422
+    assert answer.content_type == "application/problem+json"
+    location, field = wrong
+    assert list(answer.get_json()["errors"]) == [location]
+    assert list(answer.get_json()["errors"][location]) == [field]
+    assert "Task-Status" not in answer.headers
+    assert held_tasks(app) == 0
+
+
+def test_a_method_not_allowed_keeps_its_allow_header(client):
+    answer = client.put("/async/widgets/gear")
+    assert answer.status_code == 405
+    assert answer.content_type == "application/problem+json"
+    assert set(answer.headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS", "POST"}
