@@ -23,22 +23,23 @@ from {{ cookiecutter.project_slug }}.openapi import api_of
 from {{ cookiecutter.project_slug }}.tasks.decorator import is_async_view
 
 # A view of the tests' own, documented by nothing but its decorators.
-reports = Blueprint("reports", __name__, description="A view the tests add.")
+# Its names are the tests' own: a user's Report view or schema must not clash with them.
+test_jobs = Blueprint("test_jobs", __name__, description="A view the tests add.")
 
 
-class ReportRequestSchema(ma.Schema):
+class ProbeJobRequestSchema(ma.Schema):
     rows = ma.fields.List(ma.fields.Integer(strict=True), required=True)
 
 
-class ReportSchema(ma.Schema):
+class ProbeJobSchema(ma.Schema):
     name = ma.fields.String(required=True)
     rows = ma.fields.Integer(required=True)
 
 
-@reports.route("/reports/<name>")
-class Report(MethodView):
-    @reports.arguments(ReportRequestSchema)
-    @reports.response(201, ReportSchema)
+@test_jobs.route("/test-jobs/<name>")
+class ProbeJob(MethodView):
+    @test_jobs.arguments(ProbeJobRequestSchema)
+    @test_jobs.response(201, ProbeJobSchema)
     @async_api
     def post(self, body, name):
         if name == "held":
@@ -46,13 +47,13 @@ class Report(MethodView):
         return {"name": name, "rows": len(body["rows"])}
 
 
-def with_reports(app):
-    api_of(app).register_blueprint(reports)
+def with_test_jobs(app):
+    api_of(app).register_blueprint(test_jobs)
     return app
 
 
 def document_app():
-    return with_reports(create_app({"SECRET_KEY": "test-secret"}))
+    return with_test_jobs(create_app({"SECRET_KEY": "test-secret"}))
 
 
 # schemathesis reads the document when this module loads, from an app that
@@ -82,9 +83,9 @@ def owner_per_idempotency_key(request):
 @pytest.fixture
 def checked_app(make_app, gate):
     # Tasks finish at once, and the queue never fills: a 503 would hide the rest.
-    app = with_reports(make_app(EXAMPLE_TASK_SECONDS=0.001, TASK_MAX_QUEUED=1000))
+    app = with_test_jobs(make_app(EXAMPLE_TASK_SECONDS=0.001, TASK_MAX_QUEUED=1000))
     app.extensions["async_api"].owner_loader(owner_per_idempotency_key)
-    app.extensions["test_gate"] = gate  # where POST /reports/held waits
+    app.extensions["test_gate"] = gate  # where POST /test-jobs/held waits
     return app
 
 
@@ -124,7 +125,7 @@ def resolved(document, item):
 
 def test_every_async_operation_documents_what_it_answers(document):
     operations = async_operations(document_app())
-    assert ("/reports/{name}", "post") in operations
+    assert ("/test-jobs/{name}", "post") in operations
     problem = {"$ref": "#/components/schemas/Problem"}
     for path, method in operations:
         responses = document["paths"][path][method]["responses"]
@@ -144,17 +145,16 @@ def test_every_async_operation_documents_what_it_answers(document):
 
 
 def test_a_users_view_is_documented_by_its_decorators(document):
-    report = document["paths"]["/reports/{name}"]["post"]
-    body = report["requestBody"]["content"]["application/json"]["schema"]
-    assert body == {"$ref": "#/components/schemas/ReportRequest"}
-    invalid = resolved(document, report["responses"]["422"])
+    job = document["paths"]["/test-jobs/{name}"]["post"]
+    body = job["requestBody"]["content"]["application/json"]["schema"]
+    assert body == {"$ref": "#/components/schemas/ProbeJobRequest"}
+    invalid = resolved(document, job["responses"]["422"])
     assert "application/problem+json" in invalid["content"]
-    assert "201" in report["responses"]["202"]["description"]
+    assert "201" in job["responses"]["202"]["description"]
     # Its own answer, 201, is documented where it comes from: the status URL.
     status = document["paths"]["/status/{task_id}"]["get"]["responses"]
-    assert status["201"]["content"]["application/json"]["schema"] == {
-        "anyOf": [{"$ref": "#/components/schemas/Report"}]
-    }
+    answers = status["201"]["content"]["application/json"]["schema"]["anyOf"]
+    assert {"$ref": "#/components/schemas/ProbeJob"} in answers
 
 
 def test_the_status_operations_document_every_answer(document):
@@ -173,15 +173,37 @@ def test_the_service_serves_the_document_schemathesis_reads(checked_app, documen
     assert schema.raw_schema == document
 
 
+@pytest.mark.parametrize("mount", ["", "/api"])
+def test_the_document_names_the_url_it_was_reached_under(client, mount):
+    """So that Swagger UI's "Try it out" calls the operations under a mount prefix too."""
+    document = client.get("/docs/openapi.json", base_url=f"http://localhost{mount}/").get_json()
+    assert document["servers"] == [{"url": mount or "/"}]
+
+
+def test_document_settings_from_the_environment_stay_text(monkeypatch):
+    monkeypatch.setenv("FLASK_API_VERSION", "1.0")
+    monkeypatch.setenv("FLASK_OPENAPI_VERSION", "3.1.0")
+    app = create_app({"SECRET_KEY": "test-secret"})
+    try:
+        document = app.test_client().get("/docs/openapi.json").get_json()
+    finally:
+        app.extensions["async_api"].shutdown()
+    assert document["info"]["version"] == "1.0"
+    validate(document)
+
+
 def asset_urls(page):
     return re.findall(r'(?:src|href)="([^"]+)"', page)
 
 
-@pytest.mark.parametrize("mount", ["", "/api"])
-def test_the_docs_page_needs_nothing_from_outside(app, held_tasks, mount):
+@pytest.mark.parametrize(
+    ("mount", "page_path"), [("", "/docs/"), ("/api", "/docs/"), ("", "/docs/ui/")]
+)
+def test_the_docs_page_needs_nothing_from_outside(make_app, held_tasks, mount, page_path):
+    app = make_app(OPENAPI_SWAGGER_UI_PATH=page_path.removeprefix("/docs"))
     client = app.test_client()
     base = f"http://localhost{mount}/"
-    page = client.get("/docs/", base_url=base)
+    page = client.get(page_path, base_url=base)
     assert page.status_code == 200
     html = page.get_data(as_text=True)
     assert not re.search(r"https?://", html)
@@ -189,7 +211,7 @@ def test_the_docs_page_needs_nothing_from_outside(app, held_tasks, mount):
     assert len(urls) == 3  # Swagger UI's stylesheet and its two scripts
     spec_url = re.search(r'url: "([^"]+)"', html).group(1)
     for url in [*urls, spec_url]:
-        path = urlsplit(urljoin(f"{base}docs/", url)).path
+        path = urlsplit(urljoin(f"{base}{page_path.lstrip('/')}", url)).path
         assert path.startswith(f"{mount}/docs/")
         with client.get(path.removeprefix(mount), base_url=base) as asset:
             assert asset.status_code == 200
@@ -239,7 +261,7 @@ def test_a_task_answers_as_documented_through_its_life(checked_app, gate):
     """Generated ids are unknown ones: this walks a real task through the status operations."""
     submitted = call(
         checked_app,
-        "POST /reports/{name}",
+        "POST /test-jobs/{name}",
         path_parameters={"name": "held"},
         body={"rows": [1, 2]},
         media_type="application/json",
@@ -259,7 +281,7 @@ def test_a_task_answers_as_documented_through_its_life(checked_app, gate):
 def test_a_finished_tasks_own_answer_is_documented(checked_app):
     submitted = call(
         checked_app,
-        "POST /reports/{name}",
+        "POST /test-jobs/{name}",
         path_parameters={"name": "q3"},
         body={"rows": [1, 2, 3]},
         media_type="application/json",

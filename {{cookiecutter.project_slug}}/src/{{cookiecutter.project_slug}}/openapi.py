@@ -13,7 +13,7 @@ from pathlib import Path
 
 import flask_swagger_ui
 from apispec import BasePlugin
-from flask import Blueprint, send_from_directory
+from flask import Blueprint, current_app, request, send_from_directory
 from flask_smorest import Api
 from flask_smorest.utils import prepare_response
 
@@ -59,35 +59,54 @@ class ProblemApi(Api):
     def init_app(self, app, *, spec_kwargs=None):
         for key, value in DEFAULTS.items():
             app.config.setdefault(key, value)
-        spec_kwargs = {"extra_plugins": [AsyncApiPlugin(app)], **(spec_kwargs or {})}
+        spec_kwargs = dict(spec_kwargs or {})
+        spec_kwargs["extra_plugins"] = [*spec_kwargs.get("extra_plugins", ()), AsyncApiPlugin(app)]
         super().init_app(app, spec_kwargs=spec_kwargs)
         app.extensions["openapi"] = self
-        app.register_blueprint(swagger_ui_assets(app.config["OPENAPI_URL_PREFIX"]))
+        assets = swagger_ui_assets(app.config)
+        if assets is not None:
+            app.register_blueprint(assets)
 
     def handle_http_exception(self, error):
         """Answer ``error`` as a problem, with what ``abort`` or webargs said about it.
 
         ``flask_smorest.abort(404, message="...")`` gives the problem's
-        ``detail``; webargs' validation messages become its ``errors``.
+        ``detail``, ``errors=...`` (or webargs' validation messages) its
+        ``errors``, and ``headers=...`` the answer's headers.
         """
         response = http_error_handler(error)
         data = getattr(error, "data", None) or {}
-        if "message" in data or "messages" in data:
+        errors = data.get("errors", data.get("messages"))
+        if "message" in data or errors:
             body = problem_for_exception(error)
             if "message" in data:
                 body["detail"] = str(data["message"])
-            if "messages" in data:
-                body["errors"] = data["messages"]
+            if errors:
+                body["errors"] = errors
             response.set_data(json.dumps(body))
+        response.headers.update(data.get("headers") or {})
         return response
 
+    def _openapi_json(self):
+        """The document, naming as its server the URL it was reached under.
+
+        Behind a mount prefix, Swagger UI's "Try it out" then calls the
+        operations under that prefix too.
+        """
+        document = self.spec.to_dict()
+        document.setdefault("servers", [{"url": request.script_root or "/"}])
+        return current_app.response_class(
+            json.dumps(document, indent=2), mimetype="application/json"
+        )
+
     def _register_responses(self):
-        """Name each error status's response, as flask-smorest does, but as a problem."""
+        """Name each status's response, as flask-smorest does, errors as problems."""
         for status in http.HTTPStatus:
+            response = {"description": status.phrase}
             if status >= 400:
-                response = {"description": status.phrase, "schema": self.ERROR_SCHEMA}
+                response["schema"] = self.ERROR_SCHEMA
                 prepare_response(response, self.spec, PROBLEM_MIMETYPE)
-                self.spec.components.response(status.name, response, lazy=True)
+            self.spec.components.response(status.name, response, lazy=True)
 
 
 def api_of(app):
@@ -95,17 +114,24 @@ def api_of(app):
     return app.extensions["openapi"]
 
 
-def swagger_ui_assets(docs_prefix):
-    """A blueprint serving Swagger UI's files under the docs page, and the site's icon.
+def swagger_ui_assets(config):
+    """A blueprint serving Swagger UI's files beside the docs page, and the site's icon.
 
-    The docs page names no icon, so a browser asks for ``/favicon.ico``: it
-    gets Swagger UI's, instead of reaching a catch-all route.
+    The page names its files relative to itself, so that it also works under
+    a mount prefix. It names no icon, so a browser asks for ``/favicon.ico``:
+    it gets Swagger UI's, instead of reaching a catch-all route. None when
+    the settings turn the page off.
     """
+    prefix, page = config["OPENAPI_URL_PREFIX"], config["OPENAPI_SWAGGER_UI_PATH"]
+    if prefix is None or page is None:
+        return None
+    page_url = f"/{prefix.strip('/')}/{page.lstrip('/')}".replace("//", "/")
+    folder_url = page_url[: page_url.rfind("/") + 1]
     assets = Blueprint(
         "swagger_ui",
         __name__,
         static_folder=SWAGGER_UI_ASSETS,
-        static_url_path=f"{docs_prefix.rstrip('/')}/swagger-ui",
+        static_url_path=folder_url + config["OPENAPI_SWAGGER_UI_URL"].strip("/"),
     )
 
     @assets.get("/favicon.ico")
@@ -115,7 +141,7 @@ def swagger_ui_assets(docs_prefix):
     return assets
 
 
-def problem_response(description, headers=None):
+def problem_doc(description, headers=None):
     response = {
         "description": description,
         "content": {PROBLEM_MIMETYPE: {"schema": ref("schemas", "Problem")}},
@@ -141,8 +167,7 @@ class AsyncApiPlugin(BasePlugin):
         super().__init__()
         self.app = app
         self.status_operation = None  # GET /status/{task_id}, once documented
-        self.status_responses = {}  # what it documents itself
-        self.task_answers = {}  # status code -> the answers async operations move there
+        self.task_answers = []  # (status code, response) async operations moved there
 
     def init_spec(self, spec):
         super().init_spec(spec)
@@ -185,32 +210,38 @@ class AsyncApiPlugin(BasePlugin):
         for method, operation in operations.items():
             if operation.get("operationId") == STATUS_OPERATION:
                 self.status_operation = operation
-                self.status_responses = by_code(operation.get("responses", {}))
+                for code, answer in self.task_answers:
+                    self.add_task_answer(code, answer)
             elif view is not None and is_async_view(view, method.upper()):
-                self.document_async(operation)
-        self.document_task_answers()
+                refuse_async_above_arguments(view, method, rule.rule)
+                for code, answer in self.document_async(operation):
+                    self.task_answers.append((code, answer))
+                    if self.status_operation is not None:
+                        self.add_task_answer(code, answer)
 
     def document_async(self, operation):
-        """Answer ``202`` and the submit's problems; move the view's own answers away."""
+        """Answer ``202`` and the submit's problems; return the answers that move away."""
         responses = by_code(operation.get("responses", {}))
         answers = {code: responses.pop(code) for code in list(responses) if is_success(code)}
         # Errors the view documents may come at the submit (from a
         # before_request) as well as from the task: they stay, and the status
         # operation lists them too. 422 only ever comes at the submit.
         errors = {code: response for code, response in responses.items() if code != "422"}
-        for code, response in [*answers.items(), *errors.items()]:
-            if isinstance(response, str):  # a named response, such as "NOT_FOUND"
-                response = self.spec.get_ref("response", response)
-            self.task_answers.setdefault(code, []).append(response)
         responses["202"] = self.accepted(answers)
-        responses.setdefault("400", problem_response("The Idempotency-Key is empty or too long."))
         responses.setdefault(
-            "409", problem_response("This Idempotency-Key came with a different request.")
+            "400",
+            problem_doc(
+                "A bad request: an Idempotency-Key that is empty or too long, or a body that"
+                " cannot be read."
+            ),
         )
-        responses.setdefault("413", problem_response("The request body is too large."))
+        responses.setdefault(
+            "409", problem_doc("This Idempotency-Key came with a different request.")
+        )
+        responses.setdefault("413", problem_doc("The request body is too large."))
         responses.setdefault(
             "503",
-            problem_response(
+            problem_doc(
                 "No room for another task, or the task store cannot be reached: try again"
                 " after Retry-After seconds.",
                 {"Retry-After": ref("headers", "Retry-After")},
@@ -218,10 +249,15 @@ class AsyncApiPlugin(BasePlugin):
         )
         operation["responses"] = responses
         operation.setdefault("parameters", []).append("Idempotency-Key")  # by component name
+        return [
+            (code, self.resolved(answer)) for code, answer in [*answers.items(), *errors.items()]
+        ]
 
     def accepted(self, answers):
         """The ``202`` of an async operation, saying where its own answers come from."""
-        later = ", ".join(f"{code} ({describe(response)})" for code, response in answers.items())
+        later = ", ".join(
+            f"{code} ({describe(self.resolved(response))})" for code, response in answers.items()
+        )
         description = (
             "Accepted: the request is a task now. Poll `Location` (the status operation) while it"
             " answers 202; once the task is done it answers what this operation answers"
@@ -245,23 +281,35 @@ class AsyncApiPlugin(BasePlugin):
             },
         }
 
-    def document_task_answers(self):
-        """Add to the status operation the answers async operations moved there."""
-        if self.status_operation is None:
-            return
-        responses = copy.deepcopy(self.status_responses)
-        for code, answers in self.task_answers.items():
-            for answer in answers:
-                held = responses.get(code)
-                if held is None and "$ref" in answer:
-                    responses[code] = answer
-                elif held is None:
-                    responses[code] = held = {
-                        "description": f"The answer of the operation that made the task:"
-                        f" {describe(answer)}"
-                    }
-                if "$ref" not in answer and "$ref" not in held:  # named ones are not merged
-                    merge_content(held, answer)
+    def resolved(self, response):
+        """``response`` written out: a named one (``"NOT_FOUND"``) is looked up."""
+        if isinstance(response, dict) and "$ref" in response:
+            response = response["$ref"].rsplit("/", 1)[-1]
+        if isinstance(response, str):
+            self.spec.components.get_ref("response", response)  # registers a lazy one
+            response = self.spec.components.responses[response]
+        response = copy.deepcopy(response)
+        for name, header in response.get("headers", {}).items():
+            if isinstance(header, str):
+                response["headers"][name] = ref("headers", header)
+        return response
+
+    def add_task_answer(self, code, answer):
+        """Document under the status operation that a finished task may answer ``answer``."""
+        responses = by_code(self.status_operation.get("responses", {}))
+        held = responses.get(code)
+        if held is None:
+            held = {
+                "description": f"The answer of the operation that made the task: {describe(answer)}"
+            }
+        else:
+            held = self.resolved(held)
+        merge_content(held, answer)
+        # Every answer about a known task says where it stands.
+        headers = {"Task-Status": ref("headers", "Task-Status"), **answer.get("headers", {})}
+        for name, header in headers.items():
+            held.setdefault("headers", {}).setdefault(name, header)
+        responses[code] = held
         self.status_operation["responses"] = responses
 
 
@@ -294,5 +342,24 @@ def is_success(code):
 
 
 def describe(response):
-    """A response's description, or its name when it is a named response."""
-    return response["description"] if isinstance(response, dict) else str(response)
+    return response.get("description", "")
+
+
+def refuse_async_above_arguments(view, method, rule):
+    """Stop at start when ``@async_api`` is above ``@blp.arguments`` on an operation.
+
+    Bad input would then become a task that fails later, while the document
+    promises a 422 at the submit.
+    """
+    handler = getattr(getattr(view, "view_class", None), method.lower(), None) or view
+    wrapper = handler
+    while wrapper is not None:
+        # Decorators inside @async_api's wrapper do not carry its mark.
+        if not getattr(wrapper, "async_api", False) and "arguments" in getattr(
+            wrapper, "_apidoc", {}
+        ):
+            raise TypeError(
+                f"{method.upper()} {rule}: put @async_api under @blp.arguments (innermost),"
+                " so that bad input is refused before a task is made"
+            )
+        wrapper = getattr(wrapper, "__wrapped__", None)

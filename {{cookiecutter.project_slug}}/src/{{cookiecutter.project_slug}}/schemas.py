@@ -47,7 +47,10 @@ class TaskMonitorSchema(ma.Schema):
     cancel_requested = ma.fields.Boolean(
         metadata={"description": "Present while a running task has been asked to stop."}
     )
-    error = ma.fields.Nested(ProblemSchema, metadata={"description": "Why a failed task failed."})
+    error = ma.fields.Nested(
+        ProblemSchema,
+        metadata={"description": "Why a failed task failed, or that a cancelled task was."},
+    )
 
 
 class HealthSchema(ma.Schema):

@@ -47,7 +47,26 @@ DEFAULTS = {
 
 
 # Settings whose environment value is taken as text, never parsed as JSON.
-TEXT_KEYS = ("SECRET_KEY"{% if cookiecutter.task_backend == "celery" %}, "TASK_REDIS_URL"{% else %},{% endif %})
+{%- if cookiecutter.task_backend == "threads" and cookiecutter.rest_layer != "flask-smorest" %}
+TEXT_KEYS = ("SECRET_KEY",)
+{%- else %}
+TEXT_KEYS = (
+    "SECRET_KEY",
+{%- if cookiecutter.task_backend == "celery" %}
+    "TASK_REDIS_URL",
+{%- endif %}
+{%- if cookiecutter.rest_layer == "flask-smorest" %}
+    # The OpenAPI document's: "1.0" is a version, not a number.
+    "API_TITLE",
+    "API_VERSION",
+    "OPENAPI_VERSION",
+    "OPENAPI_URL_PREFIX",
+    "OPENAPI_JSON_PATH",
+    "OPENAPI_SWAGGER_UI_PATH",
+    "OPENAPI_SWAGGER_UI_URL",
+{%- endif %}
+)
+{%- endif %}
 
 
 class ConfigError(ValueError):

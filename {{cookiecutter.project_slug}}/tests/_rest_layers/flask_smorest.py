@@ -4,26 +4,27 @@ becomes a task, answers as it would synchronously, and bad input never becomes a
 import marshmallow as ma
 import pytest
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
+from flask_smorest import Blueprint, Page, abort
 from helpers import comparable
 
 from {{ cookiecutter.project_slug }} import async_api
 from {{ cookiecutter.project_slug }}.openapi import api_of
 
-blp = Blueprint("widgets", __name__)
+# Names of the tests' own, so as not to clash with a user's views and schemas.
+blp = Blueprint("test_widgets", __name__)
 
 
-class WidgetQuery(ma.Schema):
+class ProbeWidgetQuerySchema(ma.Schema):
     # A query string is text: "3" is a number here, "1.5" is not.
     size = ma.fields.Integer(load_default=1, validate=ma.validate.Range(1, 10))
 
 
-class WidgetSchema(ma.Schema):
+class ProbeWidgetSchema(ma.Schema):
     name = ma.fields.String(required=True)
     size = ma.fields.Integer(required=True)
 
 
-class OrderSchema(ma.Schema):
+class ProbeOrderSchema(ma.Schema):
     # strict: in JSON, 2.5 (or 2.0) is no whole number.
     count = ma.fields.Integer(required=True, strict=True)
 
@@ -36,25 +37,44 @@ def widget(query, name):
 
 @blp.route("/sync/widgets/<name>")
 class SyncWidget(MethodView):
-    @blp.arguments(WidgetQuery, location="query")
-    @blp.response(201, WidgetSchema)
+    @blp.arguments(ProbeWidgetQuerySchema, location="query")
+    @blp.response(201, ProbeWidgetSchema)
     def get(self, query, name):
         return widget(query, name)
 
 
 @blp.route("/async/widgets/<name>")
 class AsyncWidget(MethodView):
-    @blp.arguments(WidgetQuery, location="query")
-    @blp.response(201, WidgetSchema)
+    @blp.arguments(ProbeWidgetQuerySchema, location="query")
+    @blp.response(201, ProbeWidgetSchema)
     @async_api
     def get(self, query, name):
         return widget(query, name)
 
-    @blp.arguments(OrderSchema)
-    @blp.response(200, WidgetSchema)
+    @blp.arguments(ProbeOrderSchema)
+    @blp.response(200, ProbeWidgetSchema)
     @async_api
     def post(self, order, name):
         return {"name": name, "size": order["count"]}
+
+
+@blp.route("/async/items")
+class AsyncItems(MethodView):
+    """Decorators that shape a view's own answer apply to the task's answer."""
+
+    @blp.etag
+    @blp.response(200, ProbeWidgetSchema(many=True))
+    @blp.paginate(Page)
+    @async_api
+    def get(self):
+        return [{"name": f"item {number}", "size": number} for number in range(12)]
+
+
+@blp.route("/sync/guarded")
+class Guarded(MethodView):
+    @blp.alt_response(401, response="UNAUTHORIZED")
+    def get(self):
+        abort(401, message="Log in first.", headers={"WWW-Authenticate": "Bearer"})
 
 
 @pytest.fixture
@@ -111,3 +131,35 @@ def test_a_method_not_allowed_keeps_its_allow_header(client):
     assert answer.status_code == 405
     assert answer.content_type == "application/problem+json"
     assert set(answer.headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS", "POST"}
+
+
+def test_pagination_and_etags_shape_the_tasks_answer(client, poll_done):
+    submitted = client.get("/async/items?page=2&page_size=5")
+    assert submitted.status_code == 202
+    done = poll_done(client, submitted.headers["Location"])
+    assert done.status_code == 200
+    assert [item["size"] for item in done.get_json()] == [5, 6, 7, 8, 9]
+    assert '"total": 12' in done.headers["X-Pagination"]
+    assert done.headers["ETag"]
+
+
+def test_aborts_keep_their_message_and_headers(client):
+    answer = client.get("/sync/guarded")
+    assert answer.status_code == 401
+    assert answer.content_type == "application/problem+json"
+    assert answer.headers["WWW-Authenticate"] == "Bearer"
+    assert answer.get_json()["detail"] == "Log in first."
+
+
+def test_async_api_above_the_arguments_stops_the_app(make_app):
+    misordered = Blueprint("misordered", __name__)
+
+    @misordered.route("/orders")
+    class Orders(MethodView):
+        @async_api
+        @misordered.arguments(ProbeOrderSchema)
+        def post(self, order):
+            return order
+
+    with pytest.raises(TypeError, match="put @async_api under @blp.arguments"):
+        api_of(make_app()).register_blueprint(misordered)

@@ -23,14 +23,17 @@ blp = Blueprint("example", __name__, description="Any path, worked on in the bac
 
 
 # What /<path:path> takes: no line break (Flask's path converter stops at
-# one), no leading slash, and nothing that the service's other routes take.
+# one), no leading slash, and none of the paths the service's other routes
+# take (with the docs at their default place, /docs/).
 PATH_PARAMETER = {
     "in": "path",
     "name": "path",
     "description": "Any path that no other route of the service takes.",
     "schema": {
         "type": "string",
-        "pattern": r"^(?![^\n]*\n)(?!(?:status|health|docs)(?:/|$)|favicon\.ico$)[^/]",
+        "pattern": r"^(?![^\n]*\n)"
+        r"(?!(?:status(?:/|$)|health$|favicon\.ico$|docs/?$|docs/openapi\.json$|docs/swagger-ui/))"
+        r"[^/]",
     },
 }
 
@@ -43,7 +46,7 @@ class AnswerSchema(ma.Schema):
 @blp.route("/<path:path>", parameters=[PATH_PARAMETER])
 class Answer(MethodView):
     @blp.response(200, AnswerSchema, description="The answer about the path.")
-    @blp.alt_response(404, description="No route takes this path.")
+    @blp.alt_response(404, description="The path holds a line break: no route takes it.")
     @async_api
     def get(self, path):
         """Work on the path for EXAMPLE_TASK_SECONDS, then answer about it."""

@@ -83,7 +83,10 @@ class TaskStatus(MethodView):
 
 
 class Health(MethodView):
-    @blp.response(200, HealthSchema, description="Tasks can be taken and answered.")
+    @blp.doc(operationId="get_health")
+    @blp.response(
+        200, HealthSchema, description="Up, and the task store answers (the queue may be full)."
+    )
     @blp.alt_response(
         503,
         schema=HealthSchema,

@@ -24,7 +24,10 @@ def async_api(view):
     def submit_or_run(*args, **kwargs):
         if running_task.get() is not None:
             return view(*args, **kwargs)
-        return current_app.extensions[EXTENSION_KEY].submit()
+        # Raised, not returned: decorators above this one (a REST layer's
+        # response serialising, pagination, ETags) expect the view's own
+        # return value, and would mangle the 202. The engine answers it.
+        raise Submitted(current_app.extensions[EXTENSION_KEY].submit())
 
     submit_or_run.async_api = True  # lets the engine find async views before they run
     return submit_or_run
@@ -46,3 +49,11 @@ def is_async_view(view_function, method):
     if handler is None and method == "HEAD":
         handler = getattr(view_class, "get", None)
     return getattr(handler, "async_api", False)
+
+
+class Submitted(Exception):
+    """Carries the submit's answer past the decorators above ``async_api``."""
+
+    def __init__(self, response):
+        super().__init__()
+        self.response = response

@@ -17,7 +17,7 @@ from werkzeug.routing import BaseConverter
 
 from .backend import CANCELLED, QUEUED, RUNNING, Busy, Idempotency, TaskState, Unavailable
 from .backends import Backend
-from .decorator import EXTENSION_KEY, is_async_view
+from .decorator import EXTENSION_KEY, Submitted, is_async_view
 from .monitor import monitor_response
 from .owners import (
     MAX_IDEMPOTENCY_KEY_LENGTH,
@@ -94,6 +94,7 @@ class AsyncTasks:
         app.extensions[EXTENSION_KEY] = self
         app.url_map.converters["task_id"] = TaskIdConverter
         app.url_value_preprocessor(self._read_body_early)
+        app.register_error_handler(Submitted, lambda submitted: submitted.response)
         self.backend = Backend(app)
 
     def owner_loader(self, loader: Callable[[Request], object | None]):

@@ -20,7 +20,7 @@ def problem_for_exception(error):
     """The problem a raised exception stands for; never its text or traceback."""
     if not isinstance(error, HTTPException):
         error = InternalServerError()
-    return problem(error.code, error.name, error.description)
+    return problem(error.code, error.name, error.description or error.name)
 
 
 def problem_response(body, headers=None):
