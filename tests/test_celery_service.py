@@ -22,6 +22,7 @@ from test_installed_project import (
     http_get,
     poll_until_done,
     readme_command,
+    start_logged,
     wait_until_serving,
 )
 
@@ -52,15 +53,7 @@ class Processes:
 
     def start(self, name, command, cwd, env):
         log = self.folder / f"{name}.log"
-        with log.open("wb") as output:
-            process = subprocess.Popen(
-                ["bash", "-c", f"exec {command}"],
-                cwd=cwd,
-                env=env,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        process = start_logged(["bash", "-c", f"exec {command}"], cwd, env, log)
         self.started.append(process)
         return process, log
 

@@ -11,11 +11,10 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 
 import pytest
-from test_installed_project import free_port, http_get, stop, wait_until_serving
+from test_installed_project import free_port, http_get, start_logged, stop, wait_until_serving
 
 from conftest import clean_env, run
 
@@ -60,15 +59,8 @@ def test_swagger_ui_renders_every_operation_offline(bake, tmp_path):
     base = f"http://127.0.0.1:{port}"
     env = clean_env(PYTHONPATH=str(project / "src"), HOST="127.0.0.1", PORT=str(port))
     log = tmp_path / "gunicorn.log"
-    with log.open("wb") as log_file:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"],
-            cwd=project,
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    gunicorn = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"]
+    server = start_logged(gunicorn, project, env, log)
     try:
         status, _, _ = wait_until_serving(server, f"{base}/health", log)
         assert status == 200

@@ -115,15 +115,7 @@ def test_the_service_answers_over_http_under_gunicorn(installed, tmp_path):
     base = f"http://127.0.0.1:{port}"
     server_env = dict(env, HOST="127.0.0.1", PORT=str(port), FLASK_EXAMPLE_TASK_SECONDS="0.2")
     log = tmp_path / "gunicorn.log"
-    with log.open("wb") as log_file:
-        server = subprocess.Popen(
-            ["bash", "-c", f"exec {command}"],
-            cwd=project,
-            env=server_env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    server = start_logged(["bash", "-c", f"exec {command}"], project, server_env, log)
     try:
         status, _, body = wait_until_serving(server, f"{base}/health", log)
         assert status == 200, body
@@ -140,6 +132,19 @@ def test_the_service_answers_over_http_under_gunicorn(installed, tmp_path):
     finally:
         stop(server)
     assert server.returncode == 0, log.read_text(errors="replace")
+
+
+def start_logged(command, cwd, env, log):
+    """Start ``command`` in a session of its own (stoppable whole), its output to ``log``."""
+    with log.open("wb") as output:
+        return subprocess.Popen(
+            command,
+            cwd=cwd,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def wait_until_serving(server, url, log, deadline_seconds=60):
