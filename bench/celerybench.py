@@ -102,7 +102,7 @@ redis.connection.AbstractConnection.send_packed_command = counted
 from celery_bench_app import app  # noqa: E402
 
 client = app.test_client()
-backend = app.extensions["async_api"].backend
+backend = app.extensions["task_engine"].backend
 client.get("/plain")
 client.get("/status/warm-up")
 client.get("/instant")  # scripts loaded, connections open

@@ -39,7 +39,7 @@ def make_app(gate, backend_config, task_runner):
     gate.open()
     task_runner.stop()
     for app in apps:
-        app.extensions["async_api"].shutdown(timeout=5)
+        app.extensions["task_engine"].shutdown(timeout=5)
 
 
 @pytest.fixture
@@ -54,7 +54,7 @@ def client(app):
 
 @pytest.fixture
 def engine(app):
-    return app.extensions["async_api"]
+    return app.extensions["task_engine"]
 
 
 @pytest.fixture

@@ -199,7 +199,7 @@ def add_nap_view(app):
 def submit_and_poll_while_cleaning(app, poll_done, prefix, submitters=8, tasks_each=25):
     """``submitters`` threads each submit and poll ``tasks_each`` tasks while
     another runs cleaner passes back to back; returns the ids and any failures."""
-    cleaner = app.extensions["async_api"].backend.cleaner
+    cleaner = app.extensions["task_engine"].backend.cleaner
     stop_cleaning = threading.Event()
     failures, ids = [], []
     ids_lock = threading.Lock()

@@ -53,7 +53,7 @@ def test_example_works_ten_seconds_by_default(monkeypatch):
     try:
         assert app.config["EXAMPLE_TASK_SECONDS"] == 10
     finally:
-        app.extensions["async_api"].shutdown()
+        app.extensions["task_engine"].shutdown()
 
 
 @pytest.mark.parametrize("value", [0, -1, "soon", float("inf")])

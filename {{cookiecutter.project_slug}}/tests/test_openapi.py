@@ -60,7 +60,7 @@ def document_app():
 # serves it and runs nothing; the tests then call an app whose tasks run.
 _app = document_app()
 schema = schemathesis.openapi.from_wsgi("/docs/openapi.json", _app)
-_app.extensions["async_api"].shutdown()
+_app.extensions["task_engine"].shutdown()
 
 SCHEMATHESIS_SETTINGS = settings(
     max_examples=40,
@@ -84,7 +84,7 @@ def owner_per_idempotency_key(request):
 def checked_app(make_app, gate):
     # Tasks finish at once, and the queue never fills: a 503 would hide the rest.
     app = with_test_jobs(make_app(EXAMPLE_TASK_SECONDS=0.001, TASK_MAX_QUEUED=1000))
-    app.extensions["async_api"].owner_loader(owner_per_idempotency_key)
+    app.extensions["task_engine"].owner_loader(owner_per_idempotency_key)
     app.extensions["test_gate"] = gate  # where POST /test-jobs/held waits
     return app
 
@@ -93,7 +93,7 @@ def checked_app(make_app, gate):
 def document():
     app = document_app()
     yield app.test_client().get("/docs/openapi.json").get_json()
-    app.extensions["async_api"].shutdown()
+    app.extensions["task_engine"].shutdown()
 
 
 def test_the_document_is_valid_openapi(document):
@@ -187,7 +187,7 @@ def test_document_settings_from_the_environment_stay_text(monkeypatch):
     try:
         document = app.test_client().get("/docs/openapi.json").get_json()
     finally:
-        app.extensions["async_api"].shutdown()
+        app.extensions["task_engine"].shutdown()
     assert document["info"]["version"] == "1.0"
     validate(document)
 

@@ -35,7 +35,7 @@ def test_a_task_without_owner_is_anyones(client, poll_done):
 
 
 def test_the_app_can_name_owners_itself(app, poll_done):
-    engine = app.extensions["async_api"]
+    engine = app.extensions["task_engine"]
 
     @engine.owner_loader
     def user_id(request):

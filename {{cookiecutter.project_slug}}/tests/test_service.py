@@ -8,9 +8,9 @@ def test_public_api_is_importable_from_the_package():
     app = package.create_app({"SECRET_KEY": "x", "TASK_RETENTION": 5})
     try:
         assert app.config["TASK_RETENTION"] == 5  # the mapping is applied last
-        assert app.extensions["async_api"]
+        assert app.extensions["task_engine"]
     finally:
-        app.extensions["async_api"].shutdown()
+        app.extensions["task_engine"].shutdown()
 
 
 def test_health_answers_at_once(client):

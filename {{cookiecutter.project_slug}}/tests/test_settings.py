@@ -21,7 +21,7 @@ def test_defaults_are_the_baked_answers(monkeypatch):
         assert app.config["TASK_MAX_WORKERS"] >= 1
         assert app.config["TASK_MAX_QUEUED"] >= 0
     finally:
-        app.extensions["async_api"].shutdown()
+        app.extensions["task_engine"].shutdown()
 
 
 def test_environment_overrides_defaults(monkeypatch, make_app):
@@ -79,7 +79,7 @@ def test_a_secret_key_of_digits_stays_text(monkeypatch):
     try:
         assert app.secret_key == "12345678901234567890"
     finally:
-        app.extensions["async_api"].shutdown()
+        app.extensions["task_engine"].shutdown()
 
 
 def test_gunicorn_stops_on_a_bad_setting_with_one_line_naming_it():

@@ -18,6 +18,7 @@ from flask_smorest import Api
 from flask_smorest.utils import prepare_response
 
 from .schemas import TASK_STATUSES, HealthSchema, ProblemSchema, TaskMonitorSchema
+from .settings import keep_environment_text
 from .tasks.decorator import is_async_view
 from .tasks.owners import MAX_IDEMPOTENCY_KEY_LENGTH
 from .tasks.problems import PROBLEM_MIMETYPE, http_error_handler, problem_for_exception
@@ -59,6 +60,8 @@ class ProblemApi(Api):
     def init_app(self, app, *, spec_kwargs=None):
         for key, value in DEFAULTS.items():
             app.config.setdefault(key, value)
+        # Set in the environment, "1.0" is a version, not a number.
+        keep_environment_text(app.config, DEFAULTS)
         spec_kwargs = dict(spec_kwargs or {})
         spec_kwargs["extra_plugins"] = [*spec_kwargs.get("extra_plugins", ()), AsyncApiPlugin(app)]
         super().init_app(app, spec_kwargs=spec_kwargs)

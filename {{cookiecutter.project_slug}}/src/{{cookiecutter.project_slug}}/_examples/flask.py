@@ -6,7 +6,7 @@ lines of ``app.py`` that name ``example``.
 
 import time
 
-from flask import Blueprint, current_app
+from flask import Blueprint, Flask, current_app
 from flask.views import MethodView
 
 from .settings import ConfigError
@@ -23,11 +23,11 @@ class Answer(MethodView):
     """Any path, worked on in the background."""
 
     @async_api
-    def get(self, path):
+    def get(self, path: str) -> str:
         return work_on(path)
 
 
-def work_on(path):
+def work_on(path: str) -> str:
     """Work for ``EXAMPLE_TASK_SECONDS``, reporting progress, then answer about ``path``."""
     pause = current_app.config["EXAMPLE_TASK_SECONDS"] / STEPS
     for step in range(1, STEPS + 1):
@@ -45,7 +45,7 @@ bp.add_url_rule("/", view_func=answer, defaults={"path": ""})
 bp.add_url_rule("/<path:path>", view_func=answer)
 
 
-def init_app(app):
+def init_app(app: Flask) -> None:
     """Serve the example, after checking its setting."""
     seconds = app.config.setdefault("EXAMPLE_TASK_SECONDS", DEFAULT_SECONDS)
     if type(seconds) not in (int, float) or not 0 < seconds < float("inf"):

@@ -6,7 +6,7 @@ lines of ``app.py`` that name ``example``.
 
 import time
 
-from flask import Blueprint, current_app
+from flask import Blueprint, Flask, current_app
 from flask_restful import Resource
 
 from .routes import ProblemApi
@@ -22,11 +22,11 @@ class Answer(Resource):
     """Any path, worked on in the background."""
 
     @async_api
-    def get(self, path=""):
+    def get(self, path: str = "") -> str:
         return work_on(path)
 
 
-def work_on(path):
+def work_on(path: str) -> str:
     """Work for ``EXAMPLE_TASK_SECONDS``, reporting progress, then answer about ``path``."""
     pause = current_app.config["EXAMPLE_TASK_SECONDS"] / STEPS
     for step in range(1, STEPS + 1):
@@ -39,7 +39,7 @@ def work_on(path):
     return f"The answer is: {path}"
 
 
-def init_app(app):
+def init_app(app: Flask) -> None:
     """Serve the example, after checking its setting."""
     seconds = app.config.setdefault("EXAMPLE_TASK_SECONDS", DEFAULT_SECONDS)
     if type(seconds) not in (int, float) or not 0 < seconds < float("inf"):

@@ -1,7 +1,8 @@
 """The routes, written with plain Flask: task status and health."""
 
-from flask import Blueprint
+from flask import Blueprint, Flask
 from flask.views import MethodView
+from werkzeug.wrappers import Response
 
 from .tasks import STATUS_RULE_OPTIONS, STATUS_RULES, task_engine
 
@@ -11,15 +12,15 @@ bp = Blueprint("api", __name__)
 class TaskStatus(MethodView):
     """Poll a task (``GET``) or cancel it (``DELETE``)."""
 
-    def get(self, task_id=""):
+    def get(self, task_id: str = "") -> Response:
         return task_engine().status_response(task_id)
 
-    def delete(self, task_id=""):
+    def delete(self, task_id: str = "") -> Response:
         return task_engine().cancel_response(task_id)
 
 
 @bp.get("/health")
-def health():
+def health() -> tuple[dict[str, str], int, dict[str, str]]:
     return task_engine().health_response()
 
 
@@ -28,5 +29,5 @@ for rule in STATUS_RULES:
     bp.add_url_rule(rule, view_func=task_status, **STATUS_RULE_OPTIONS)
 
 
-def init_app(app):
+def init_app(app: Flask) -> None:
     app.register_blueprint(bp)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 if TYPE_CHECKING:
+    from .problems import Problem
     from .snapshot import RequestSnapshot, ResponseSnapshot
 
 QUEUED = "queued"
@@ -18,6 +19,9 @@ SUCCEEDED = "succeeded"
 FAILED = "failed"
 CANCELLED = "cancelled"
 FINISHED = frozenset({SUCCEEDED, FAILED, CANCELLED})
+
+# What a task reported: percent done (0 to 100), and a message or None.
+Progress = tuple[float, str | None]
 
 
 class Idempotency(NamedTuple):
@@ -39,15 +43,37 @@ class Unavailable(Exception):
 class TaskState(Protocol):
     """What the engine reads of a task to answer about it."""
 
-    id: str
-    owner: bytes | None  # keyed hash of the submitter, or None: anyone's
-    status: str
-    created_at: float  # seconds since the epoch
-    updated_at: float
-    progress: tuple[float, str | None] | None
-    cancel_requested: bool  # a client asked the running task to stop
-    error: dict | None  # the problem a failed or cancelled task ended with
-    response: ResponseSnapshot | None  # what the view answered, once finished
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def owner(self) -> bytes | None:
+        """The keyed hash of the submitter, or None: anyone's."""
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def created_at(self) -> float:
+        """Seconds since the epoch."""
+
+    @property
+    def updated_at(self) -> float: ...
+
+    @property
+    def progress(self) -> Progress | None: ...
+
+    @property
+    def cancel_requested(self) -> bool:
+        """Whether a client asked the running task to stop."""
+
+    @property
+    def error(self) -> Problem | None:
+        """The problem a failed or cancelled task ended with."""
+
+    @property
+    def response(self) -> ResponseSnapshot | None:
+        """What the view answered, once finished."""
 
     @property
     def fingerprint(self) -> bytes | None:
@@ -57,12 +83,13 @@ class TaskState(Protocol):
 class RunningTask(Protocol):
     """What a view running as a task can ask about itself (``current_task``)."""
 
-    id: str
+    @property
+    def id(self) -> str: ...
 
     @property
     def cancelled(self) -> bool: ...
 
-    def report(self, progress: tuple[float, str | None]) -> None: ...
+    def report(self, progress: Progress) -> None: ...
 
 
 class TaskBackend(Protocol):
@@ -81,7 +108,7 @@ class TaskBackend(Protocol):
     def get(self, task_id: str) -> TaskState | None:
         """The task, or None if it never existed, expired or was forgotten."""
 
-    def cancel(self, task: TaskState) -> tuple[str | None, TaskState | None]:
+    def cancel(self, task_id: str) -> tuple[str | None, TaskState | None]:
         """Cancel a queued task, ask a running one to stop, forget a finished one.
 
         Returns the status the task had before (None if it was gone already),

@@ -4,18 +4,28 @@ What a pass does is the backend's: drop tasks whose retention ended, or end
 tasks whose worker was lost.
 """
 
+from __future__ import annotations
+
+import logging
 import threading
+from collections.abc import Callable
 
 
 class Cleaner:
-    """Call ``clean()`` every ``interval`` seconds until stopped.
+    """Call ``clean()`` every ``interval`` seconds, from ``start()`` until ``stop()``.
 
     A failing pass is logged and the next one runs on time: a cleaner that
     died on its first error would let memory grow without bound. The thread
     is a daemon, so it never holds the process open.
     """
 
-    def __init__(self, clean, interval, logger, name="task-cleaner"):
+    def __init__(
+        self,
+        clean: Callable[[], int],
+        interval: float,
+        logger: logging.Logger,
+        name: str = "task-cleaner",
+    ) -> None:
         self._clean = clean
         self._interval = interval
         self._logger = logger
@@ -23,20 +33,17 @@ class Cleaner:
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._starting = threading.Lock()
 
-    def start(self):
-        self._thread.start()
-
-    def ensure_started(self):
-        """Start the thread unless it runs already (or was stopped)."""
+    def start(self) -> None:
+        """Start the thread, unless it runs already or was stopped (cheap to call often)."""
         if self._thread.ident is None and not self._stopped.is_set():
             with self._starting:
                 if self._thread.ident is None:
                     self._thread.start()
 
-    def stop(self):
+    def stop(self) -> None:
         self._stopped.set()
 
-    def run_pass(self):
+    def run_pass(self) -> int:
         """One pass, now; returns what the pass returned (0 if it failed)."""
         try:
             return self._clean()
@@ -44,6 +51,6 @@ class Cleaner:
             self._logger.exception("Task cleaner pass failed; the next pass runs as planned")
             return 0
 
-    def _loop(self):
+    def _loop(self) -> None:
         while not self._stopped.wait(self._interval):
             self.run_pass()

@@ -1,4 +1,4 @@
-"""The task engine: one per app, in ``app.extensions["async_api"]``.
+"""The task engine: one per app, in ``app.extensions["task_engine"]``.
 
 It answers HTTP and knows nothing of REST layers: a layer routes
 ``STATUS_RULES`` to ``status_response`` and ``cancel_response``, and
@@ -10,12 +10,23 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
+from typing import Any, cast
 
 from flask import Flask, Request, Response, current_app, request
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import RequestedRangeNotSatisfiable, RequestEntityTooLarge
 from werkzeug.routing import BaseConverter
+from werkzeug.wrappers import Response as WerkzeugResponse
 
-from .backend import CANCELLED, QUEUED, RUNNING, Busy, Idempotency, TaskState, Unavailable
+from .backend import (
+    CANCELLED,
+    QUEUED,
+    RUNNING,
+    Busy,
+    Idempotency,
+    TaskBackend,
+    TaskState,
+    Unavailable,
+)
 from .backends import Backend
 from .decorator import EXTENSION_KEY, Submitted, is_async_view
 from .monitor import monitor_response
@@ -28,7 +39,7 @@ from .owners import (
     same_request,
     valid_idempotency_key,
 )
-from .problems import problem, problem_response
+from .problems import Problem, http_error_handler, problem, problem_response
 from .snapshot import RequestSnapshot
 
 # Every URL under /status is the status resource's: a malformed one (no id, a
@@ -36,38 +47,32 @@ from .snapshot import RequestSnapshot
 # catch-all route and start a task. Layers add these rules with
 # STATUS_RULE_OPTIONS, so that Werkzeug does not redirect doubled slashes.
 STATUS_RULES = ("/status", "/status/<task_id:task_id>")
-STATUS_RULE_OPTIONS = {"merge_slashes": False}
+STATUS_RULE_OPTIONS: dict[str, Any] = {"merge_slashes": False}
+
+# Names the owner of a task from its submitting request: a user id, say.
+OwnerLoader = Callable[[Request], object | None]
 
 BUSY_PROBLEM = problem(
-    503,
-    "Service Unavailable",
-    "There is no room for another task now; try again after Retry-After seconds.",
+    503, "There is no room for another task now; try again after Retry-After seconds."
 )
 UNAVAILABLE_PROBLEM = problem(
-    503,
-    "Service Unavailable",
-    "The task store cannot be reached; try again after Retry-After seconds.",
+    503, "The task store cannot be reached; try again after Retry-After seconds."
 )
 UNKNOWN_TASK_PROBLEM = problem(
-    404,
-    "Not Found",
-    "There is no task with this id: it never existed, or it expired.",
+    404, "There is no task with this id: it never existed, or it expired."
 )
 BAD_IDEMPOTENCY_KEY_PROBLEM = problem(
-    400,
-    "Bad Request",
-    f"An Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters long.",
+    400, f"An Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters long."
 )
 IDEMPOTENCY_CONFLICT_PROBLEM = problem(
-    409,
-    "Conflict",
-    "This Idempotency-Key was used for a different request (method, path, query or body).",
+    409, "This Idempotency-Key was used for a different request (method, path, query or body)."
 )
 
 
-def task_engine() -> AsyncTasks:
-    """The task engine of the current app."""
-    return current_app.extensions[EXTENSION_KEY]
+def task_engine(app: Flask | None = None) -> TaskEngine:
+    """The task engine of ``app``, or of the current app."""
+    engine: TaskEngine = (app or current_app).extensions[EXTENSION_KEY]
+    return engine
 
 
 class TaskIdConverter(BaseConverter):
@@ -77,14 +82,19 @@ class TaskIdConverter(BaseConverter):
     part_isolating = False
 
 
-class AsyncTasks:
+class TaskEngine:
     """Runs ``async_api`` views as tasks for one app and answers about them.
 
-    One engine per app: ``AsyncTasks(app)`` keeps its state on itself.
+    One engine per app: ``TaskEngine(app)`` keeps its state on itself, and
+    its tasks in the backend this project was made with.
     """
 
+    app: Flask
+    backend: TaskBackend
+    retry_after: str
+
     def __init__(self, app: Flask | None = None) -> None:
-        self._owner_loader: Callable[[Request], object | None] = authorization_owner
+        self._owner_loader: OwnerLoader = authorization_owner
         if app is not None:
             self.init_app(app)
 
@@ -94,10 +104,10 @@ class AsyncTasks:
         app.extensions[EXTENSION_KEY] = self
         app.url_map.converters["task_id"] = TaskIdConverter
         app.url_value_preprocessor(self._read_body_early)
-        app.register_error_handler(Submitted, lambda submitted: submitted.response)
+        app.register_error_handler(Submitted, Submitted.get_response)
         self.backend = Backend(app)
 
-    def owner_loader(self, loader: Callable[[Request], object | None]):
+    def owner_loader(self, loader: OwnerLoader) -> OwnerLoader:
         """Decorator: set ``loader(request) -> str | None`` that names a task's owner.
 
         The default is the request's ``Authorization`` header. Return a user
@@ -114,7 +124,7 @@ class AsyncTasks:
 
     def submit(self) -> Response:
         """Start the current request as a task and answer ``202 Accepted``."""
-        submitted = request._get_current_object()  # one proxy lookup, not many
+        submitted = _unproxied(request)
         owner = self._owner(submitted)
         snapshot = RequestSnapshot.capture(submitted)
         key = submitted.headers.get("Idempotency-Key")
@@ -129,11 +139,15 @@ class AsyncTasks:
             return self._unavailable(BUSY_PROBLEM)
         except Unavailable:
             return self._unavailable(UNAVAILABLE_PROBLEM)
-        if not started and not same_request(task.fingerprint, idempotency.fingerprint):
+        if (
+            idempotency is not None
+            and not started
+            and not same_request(task.fingerprint, idempotency.fingerprint)
+        ):
             return problem_response(IDEMPOTENCY_CONFLICT_PROBLEM)
         return self._monitor(task, 202)
 
-    def status_response(self, task_id: str) -> Response:
+    def status_response(self, task_id: str) -> WerkzeugResponse:
         """Answer a poll: 202 while the task works, then what the view answered."""
         try:
             task = self._find(task_id)
@@ -146,7 +160,13 @@ class AsyncTasks:
             return self._monitor(task, 202)
         answer = task.response
         if answer is not None:
-            return answer.to_response()
+            try:
+                return answer.to_response(request)
+            except RequestedRangeNotSatisfiable as error:
+                # Every answer about a known task says where it stands.
+                unsatisfiable = http_error_handler(error)
+                unsatisfiable.headers["Task-Status"] = status
+                return unsatisfiable
         if status == CANCELLED:
             return self._monitor(task, 200)
         if task.error is not None:
@@ -159,7 +179,7 @@ class AsyncTasks:
             task = self._find(task_id)
             if task is None:
                 return problem_response(UNKNOWN_TASK_PROBLEM)
-            previous, task = self.backend.cancel(task)
+            previous, task = self.backend.cancel(task.id)
         except Unavailable:
             return self._unavailable(UNAVAILABLE_PROBLEM)
         if previous is None:
@@ -170,7 +190,7 @@ class AsyncTasks:
             return forgotten
         return self._monitor(task, 200 if previous == QUEUED else 202)
 
-    def health_response(self) -> tuple[dict, int, dict]:
+    def health_response(self) -> tuple[dict[str, str], int, dict[str, str]]:
         """``/health``: 200 while tasks can be taken and answered, else 503."""
         if self.backend.healthy():
             return {"status": "ok"}, 200, {}
@@ -179,7 +199,7 @@ class AsyncTasks:
 
     # -- helpers --------------------------------------------------------
 
-    def _read_body_early(self, endpoint: str | None, values: dict | None) -> None:
+    def _read_body_early(self, endpoint: str | None, values: dict[str, Any] | None) -> None:
         """Read an async view's body before any ``before_request`` runs.
 
         URL value preprocessors run first. A ``before_request`` that reads
@@ -187,14 +207,16 @@ class AsyncTasks:
         stream, and the task, and the Idempotency-Key fingerprint, would see
         an empty body.
         """
-        view = self.app.view_functions.get(endpoint)
+        view = self.app.view_functions.get(endpoint or "")
         if view is not None and is_async_view(view, request.method):
             _read_chunked_body_whole(request.environ, self.app.config["MAX_CONTENT_LENGTH"])
             request.get_data(cache=True, parse_form_data=False)
 
     def _owner(self, current_request: Request) -> bytes | None:
         """A keyed hash of the owner of ``current_request``, or None."""
-        return owner_hash(self.app.secret_key, self._owner_loader(current_request))
+        secret_key = self.app.secret_key
+        assert secret_key is not None, "the backend sets SECRET_KEY, or refuses to start without"
+        return owner_hash(secret_key, self._owner_loader(current_request))
 
     def _find(self, task_id: str) -> TaskState | None:
         """The task, if it exists and the current request may see it.
@@ -203,7 +225,7 @@ class AsyncTasks:
         requester's hash is computed first, so that the cost of a poll does
         not tell whether the id exists.
         """
-        requester = self._owner(request._get_current_object())
+        requester = self._owner(_unproxied(request))
         task = self.backend.get(task_id)
         if task is None or not may_see(task.owner, requester):
             return None
@@ -212,11 +234,17 @@ class AsyncTasks:
     def _monitor(self, task: TaskState, status_code: int) -> Response:
         return monitor_response(task, status_code, request.script_root, self.retry_after)
 
-    def _unavailable(self, body: dict) -> Response:
+    def _unavailable(self, body: Problem) -> Response:
         return problem_response(body, {"Retry-After": self.retry_after})
 
 
-def _read_chunked_body_whole(environ: dict, limit: int | None) -> None:
+def _unproxied(proxy: Request) -> Request:
+    """The request behind Flask's proxy: one lookup, rather than one per use."""
+    current: Request = cast(Any, proxy)._get_current_object()
+    return current
+
+
+def _read_chunked_body_whole(environ: dict[str, Any], limit: int | None) -> None:
     """Read a body of unknown length (``Transfer-Encoding: chunked``) up to ``limit``.
 
     Werkzeug stops reading such a body at ``MAX_CONTENT_LENGTH`` and never

@@ -22,7 +22,7 @@ def monitor_response(
         headers += [("Location", status_url), ("Retry-After", retry_after)]
     created_at = rfc3339(task.created_at)
     updated_at = created_at if task.updated_at == task.created_at else rfc3339(task.updated_at)
-    body = {
+    body: dict[str, object] = {
         "id": task.id,
         "status": status,
         "status_url": status_url,

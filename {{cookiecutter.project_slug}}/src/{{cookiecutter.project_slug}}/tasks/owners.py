@@ -47,6 +47,7 @@ def may_see(task_owner: bytes | None, requester: bytes | None) -> bool:
 
 
 def valid_idempotency_key(key: str) -> bool:
+    """Whether ``key`` is an ``Idempotency-Key`` this service takes."""
     return 0 < len(key) <= MAX_IDEMPOTENCY_KEY_LENGTH
 
 
@@ -65,4 +66,5 @@ def fingerprint(snapshot: RequestSnapshot) -> bytes:
 
 
 def same_request(held: bytes | None, submitted: bytes) -> bool:
+    """Whether the request digests ``held`` (a task's) and ``submitted`` are equal."""
     return held is not None and hmac.compare_digest(held, submitted)

@@ -7,20 +7,26 @@ the REST layer's own response making and the error handlers all apply.
 
 from __future__ import annotations
 
+import inspect
 import sys
-from typing import TYPE_CHECKING, NamedTuple
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from flask import Flask, got_request_exception
+from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import InternalServerError
 
 from .backend import FAILED, SUCCEEDED
 from .context import running_task
-from .problems import problem_for_exception, problem_response
+from .problems import Problem, problem_for_exception, problem_response
 from .snapshot import ResponseSnapshot
 
 if TYPE_CHECKING:
     from .backend import RunningTask
-    from .snapshot import HeadCache, RequestSnapshot
+    from .snapshot import RequestSnapshot
+
+# Whether this Flask's dispatch methods take the request's context (3.2 on).
+_DISPATCH_TAKES_CONTEXT = "ctx" in inspect.signature(Flask.preprocess_request).parameters
 
 
 class Outcome(NamedTuple):
@@ -28,16 +34,14 @@ class Outcome(NamedTuple):
 
     status: str
     response: ResponseSnapshot | None
-    error: dict | None
+    error: Problem | None
 
 
-def run_task(
-    app: Flask, task: RunningTask, request: RequestSnapshot, shared_heads: HeadCache | None = None
-) -> Outcome:
+def run_task(app: Flask, task: RunningTask, request: RequestSnapshot) -> Outcome:
     """Run the view of ``request`` as ``task`` (``current_task`` inside it)."""
     token = running_task.set(task)
     try:
-        return _replay(app, request, shared_heads)
+        return _replay(app, request)
     except BaseException:
         # _replay turns every Exception into an answer; this is SystemExit
         # or the like. The task must still end, and the worker go on.
@@ -47,42 +51,69 @@ def run_task(
         running_task.reset(token)
 
 
-def _replay(app: Flask, request: RequestSnapshot, shared_heads: HeadCache | None) -> Outcome:
+def _replay(app: Flask, request: RequestSnapshot) -> Outcome:
     """Run the request again, as Flask would, short of ``after_request``.
 
     Those run on each poll instead, on the response rebuilt for it.
     """
-    with app.request_context(request.to_environ()):
+    with app.request_context(request.to_environ()) as context:
+        flask = _Dispatch(app, context)
         try:
             try:
-                rv = app.preprocess_request()
+                rv = flask.preprocess_request()
                 if rv is None:
-                    rv = app.dispatch_request()
+                    rv = flask.dispatch_request()
                 status, error = SUCCEEDED, None
             except Exception as raised:
                 status, error = FAILED, problem_for_exception(raised)
-                rv = app.handle_user_exception(raised)
-            answer = ResponseSnapshot.capture(app.make_response(rv), status, shared_heads)
+                rv = flask.handle_user_exception(raised)
+            answer = ResponseSnapshot.capture(app.make_response(rv), status)
             return Outcome(status, answer, error)
         except Exception as unhandled:
             # As Flask's handle_exception does: error monitors (Sentry, say)
             # listen for this signal.
             got_request_exception.send(app, _async_wrapper=app.ensure_sync, exception=unhandled)
-            app.log_exception(sys.exc_info())
-            return Outcome(
-                FAILED,
-                _server_error(app, unhandled, shared_heads),
-                problem_for_exception(unhandled),
-            )
+            flask.log_exception()
+            answer = _server_error(flask, unhandled)
+            return Outcome(FAILED, answer, problem_for_exception(unhandled))
 
 
-def _server_error(app: Flask, error: Exception, shared_heads: HeadCache | None) -> ResponseSnapshot:
+def _server_error(flask: _Dispatch, error: Exception) -> ResponseSnapshot:
     """The app's own 500 answer, as Flask would give it for ``error``."""
     try:
-        rv = app.handle_user_exception(InternalServerError(original_exception=error))
-        return ResponseSnapshot.capture(app.make_response(rv), FAILED, shared_heads)
+        rv = flask.handle_user_exception(InternalServerError(original_exception=error))
+        return ResponseSnapshot.capture(flask.app.make_response(rv), FAILED)
     except Exception:
-        app.log_exception(sys.exc_info())
-        return ResponseSnapshot.capture(
-            problem_response(problem_for_exception(error)), FAILED, shared_heads
-        )
+        flask.log_exception()
+        return ResponseSnapshot.capture(problem_response(problem_for_exception(error)), FAILED)
+
+
+class _Dispatch:
+    """Flask's request dispatch steps for one request, called as this Flask wants them.
+
+    Flask 3.2 hands the request's context to them as their first argument
+    (``preprocess_request(ctx)``); Flask 3.1 finds it itself.
+    """
+
+    def __init__(self, app: Flask, context: object) -> None:
+        self.app = app
+        self._context = (context,) if _DISPATCH_TAKES_CONTEXT else ()
+
+    def _call(self, step: Callable[..., Any], *args: object) -> Any:
+        return step(*self._context, *args)
+
+    def preprocess_request(self) -> ResponseReturnValue | None:
+        rv: ResponseReturnValue | None = self._call(self.app.preprocess_request)
+        return rv
+
+    def dispatch_request(self) -> ResponseReturnValue:
+        rv: ResponseReturnValue = self._call(self.app.dispatch_request)
+        return rv
+
+    def handle_user_exception(self, error: Exception) -> ResponseReturnValue:
+        rv: ResponseReturnValue = self._call(self.app.handle_user_exception, error)
+        return rv
+
+    def log_exception(self) -> None:
+        """Log the exception being handled, as Flask does for an unhandled one."""
+        self._call(self.app.log_exception, sys.exc_info())

@@ -7,17 +7,22 @@ twice: ``after_request`` functions would pile headers onto it, and a streamed
 body would be empty from the second poll on.
 """
 
-import io
-import json
-import sys
-from typing import Protocol
+from __future__ import annotations
 
-from flask import Response
+import io
+import sys
+from typing import Any
+
+from flask import Request, Response
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 # Environ entries worth keeping besides the CGI and HTTP ones (all strings).
 _WSGI_KEYS = ("wsgi.version", "wsgi.multithread", "wsgi.multiprocess", "wsgi.run_once")
 # Entries the snapshot replaces: the body is read already, so its length is known.
 _DROPPED_KEYS = ("CONTENT_LENGTH", "HTTP_TRANSFER_ENCODING")
+
+# (status line, headers) of a response.
+Head = tuple[str, tuple[tuple[str, str], ...]]
 
 
 class RequestSnapshot:
@@ -25,16 +30,16 @@ class RequestSnapshot:
 
     __slots__ = ("environ", "body")
 
-    def __init__(self, environ, body):
+    def __init__(self, environ: dict[str, Any], body: bytes) -> None:
         self.environ = environ
         self.body = body
 
     @classmethod
-    def capture(cls, request):
+    def capture(cls, request: Request) -> RequestSnapshot:
         """Copy ``request`` now, reading its whole body."""
         body = request.get_data(cache=True)
         live = request.environ
-        environ = {
+        environ: dict[str, Any] = {
             key: value
             for key, value in live.items()
             if type(value) is str and key not in _DROPPED_KEYS
@@ -46,19 +51,7 @@ class RequestSnapshot:
             environ["CONTENT_LENGTH"] = str(len(body))
         return cls(environ, body)
 
-    def environ_json(self):
-        """The environ as JSON text, ASCII only, for a store outside this process."""
-        environ = {key: value for key, value in self.environ.items() if key != "wsgi.version"}
-        return json.dumps(environ)
-
-    @classmethod
-    def from_environ_json(cls, text, body):
-        """The snapshot that ``environ_json`` and its ``body`` were made from."""
-        environ = json.loads(text)
-        environ["wsgi.version"] = (1, 0)
-        return cls(environ, body)
-
-    def to_environ(self):
+    def to_environ(self) -> dict[str, Any]:
         """A fresh environ that replays the request, body included."""
         environ = dict(self.environ)
         environ["wsgi.input"] = io.BytesIO(self.body)
@@ -66,23 +59,17 @@ class RequestSnapshot:
         return environ
 
 
-class HeadCache(Protocol):
-    """Hands out one shared copy of equal (status, headers) pairs."""
-
-    def share(self, head: tuple) -> tuple: ...
-
-
 class ResponseSnapshot:
     """Status, headers and body bytes of a finished response."""
 
     __slots__ = ("head", "body")
 
-    def __init__(self, head, body):
-        self.head = head  # (status line, headers), maybe shared through a HeadCache
+    def __init__(self, head: Head, body: bytes) -> None:
+        self.head = head
         self.body = body
 
     @classmethod
-    def capture(cls, response, task_status, shared_heads=None):
+    def capture(cls, response: WerkzeugResponse, task_status: str) -> ResponseSnapshot:
         """Read ``response`` whole (a streamed body too) and close it.
 
         ``Task-Status`` joins its headers now, once, rather than on each poll.
@@ -90,19 +77,43 @@ class ResponseSnapshot:
         try:
             response.direct_passthrough = False
             body = response.get_data()
-            head = (response.status, (*response.headers.items(), ("Task-Status", task_status)))
-            if shared_heads is not None:
-                head = shared_heads.share(head)
-            return cls(head, body)
+            headers = (*response.headers.items(), ("Task-Status", task_status))
+            return cls((response.status, headers), body)
         finally:
             response.close()
 
-    def to_response(self):
-        """A new response object, equal to the captured one.
+    def to_response(self, request: Request) -> Response:
+        """A new response object, equal to the captured one, made conditional on ``request``.
 
         The body goes in as an iterator, not bytes, so that the headers stay
         exactly as captured: Werkzeug would add a Content-Length to bytes,
         which a streamed answer never had.
         """
         status, headers = self.head
-        return Response(iter((self.body,)), status=status, headers=list(headers))
+        response = Response(iter((self.body,)), status=status, headers=list(headers))
+        if response.status_code == 200 and _is_conditional(response):
+            _make_conditional(response, request, len(self.body))
+        return response
+
+
+def _is_conditional(response: Response) -> bool:
+    """Whether the answer says how to ask for it conditionally (as ``send_file``'s does)."""
+    headers = response.headers
+    return "ETag" in headers or "Last-Modified" in headers or "Accept-Ranges" in headers
+
+
+def _make_conditional(response: Response, request: Request, length: int) -> None:
+    """Answer ``If-None-Match``, ``If-Modified-Since`` and ``Range`` as the view would have.
+
+    Synchronously, ``send_file`` (or the view) makes its answer conditional
+    on the request it serves; a poll is that request now. Ranges are served
+    only where the answer offers them (``Accept-Ranges: bytes``).
+    """
+    had_date = "Date" in response.headers
+    accept_ranges = response.headers.get("Accept-Ranges") == "bytes"
+    response.make_conditional(
+        request, accept_ranges=accept_ranges, complete_length=length if accept_ranges else None
+    )
+    if not had_date:
+        # Werkzeug stamps the time; the answer stays as the view made it.
+        del response.headers["Date"]

@@ -106,7 +106,7 @@ def held_tasks():
     """``held_tasks(app)``: how many tasks Redis holds, whatever their state."""
 
     def count(app):
-        client = app.extensions["async_api"].backend.redis
+        client = app.extensions["task_engine"].backend.redis
         return sum(1 for _ in client.scan_iter(match=_task_prefix(app) + "*", count=1000))
 
     return count
@@ -117,7 +117,7 @@ def stored_task():
     """``stored_task(app, task_id)``: every field Redis keeps of a task, by name."""
 
     def stored(app, task_id):
-        client = app.extensions["async_api"].backend.redis
+        client = app.extensions["task_engine"].backend.redis
         fields = client.hgetall(_task_prefix(app) + task_id)
         return {name.decode(): value for name, value in fields.items()}
 

@@ -56,7 +56,7 @@ def test_celery_is_made_from_the_apps_config():
         assert conf.worker_send_task_events is True  # the app's own Celery settings win
         assert conf.broker_transport_options["socket_timeout"] > 0
     finally:
-        app.extensions["async_api"].shutdown()
+        app.extensions["task_engine"].shutdown()
 
 
 def test_the_worker_stops_without_a_secret_key_with_one_line_naming_it():

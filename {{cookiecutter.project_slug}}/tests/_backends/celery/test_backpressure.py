@@ -37,7 +37,7 @@ def test_the_queue_limit_holds_across_web_processes(make_app, backend_config, ga
     try:
         assert other.test_client().get("/nap/1").status_code == 503
     finally:
-        other.extensions["async_api"].shutdown()
+        other.extensions["task_engine"].shutdown()
 
 
 def test_a_worker_runs_at_most_its_concurrency(make_app, gate, poll_done):

@@ -37,7 +37,7 @@ def web_app(backend_config):
 
     yield make
     for app in apps:
-        app.extensions["async_api"].shutdown()
+        app.extensions["task_engine"].shutdown()
 
 
 @pytest.fixture
@@ -102,7 +102,7 @@ def test_a_restarted_web_process_still_answers_every_task(make_app, web_app, pol
     client = first.test_client()
     location = client.get("/async/created/kept").headers["Location"]
     answer = poll_done(client, location)
-    first.extensions["async_api"].shutdown()  # the web process stops
+    first.extensions["task_engine"].shutdown()  # the web process stops
     restarted = web_app().test_client()
     again = restarted.get(location)
     assert again.status_code == answer.status_code == 201
@@ -122,7 +122,7 @@ def test_a_message_delivered_twice_runs_its_task_once(make_app, poll_done):
     client = app.test_client()
     submitted = client.get("/counted")
     poll_done(client, submitted.headers["Location"])
-    backend = app.extensions["async_api"].backend
+    backend = app.extensions["task_engine"].backend
     backend.run_task.apply_async((submitted.get_json()["id"],))  # the broker delivers again
     # The single worker takes messages in order: once a later task is done,
     # the repeated message was handled.
@@ -217,7 +217,7 @@ def test_a_stalled_redis_answers_503_in_bounded_time(app, poll_done):
     client = app.test_client()
     known = client.get("/async/echo/a").headers["Location"]
     poll_done(client, known)
-    redis = app.extensions["async_api"].backend.redis
+    redis = app.extensions["task_engine"].backend.redis
     redis.execute_command("CLIENT", "PAUSE", 4000, "ALL")  # accepts connections, answers nothing
     started = time.monotonic()
     stalled = client.get(known)
@@ -229,7 +229,7 @@ def test_a_stalled_redis_answers_503_in_bounded_time(app, poll_done):
 
 def test_a_full_redis_refuses_tasks_and_says_so_at_health(app):
     client = app.test_client()
-    redis = app.extensions["async_api"].backend.redis
+    redis = app.extensions["task_engine"].backend.redis
     redis.config_set("maxmemory", 1)
     try:
         refused = client.get("/async/echo/a")
@@ -243,7 +243,7 @@ def test_a_full_redis_refuses_tasks_and_says_so_at_health(app):
 
 def test_a_lost_message_is_sent_again_after_the_lease(make_app, poll_done, monkeypatch):
     app = make_app(TASK_LEASE=0.3, TASK_CLEANUP_INTERVAL=0.1)
-    backend = app.extensions["async_api"].backend
+    backend = app.extensions["task_engine"].backend
     send = backend._send
     monkeypatch.setattr(backend, "_send", lambda task_id: None)  # the web process died here
     client = app.test_client()
@@ -254,7 +254,7 @@ def test_a_lost_message_is_sent_again_after_the_lease(make_app, poll_done, monke
 
 
 def test_a_message_that_cannot_be_sent_leaves_nothing_behind(app, held_tasks, monkeypatch):
-    backend = app.extensions["async_api"].backend
+    backend = app.extensions["task_engine"].backend
     send = backend._send
 
     def broker_down(task_id):

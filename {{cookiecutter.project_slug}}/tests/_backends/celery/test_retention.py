@@ -5,7 +5,7 @@ from helpers import wait_for
 
 def task_ttl(app, task_id):
     """Milliseconds until Redis expires the task; -1: never."""
-    backend = app.extensions["async_api"].backend
+    backend = app.extensions["task_engine"].backend
     return backend.redis.pttl(f"{app.name}:task:{task_id}")
 
 

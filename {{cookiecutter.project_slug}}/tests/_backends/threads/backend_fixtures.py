@@ -28,7 +28,7 @@ def task_runner():
 @pytest.fixture
 def held_tasks():
     """``held_tasks(app)``: how many tasks the app holds, whatever their state."""
-    return lambda app: len(app.extensions["async_api"].backend.store)
+    return lambda app: len(app.extensions["task_engine"].backend.store)
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ def stored_task():
     """``stored_task(app, task_id)``: every field the app keeps of a task, by name."""
 
     def stored(app, task_id):
-        task = app.extensions["async_api"].backend.store.get(task_id)
+        task = app.extensions["task_engine"].backend.store.get(task_id)
         return {name: getattr(task, name) for name in task.__slots__}
 
     return stored
@@ -46,5 +46,5 @@ def stored_task():
 def clock(app):
     """The app's expiry clock, moved only by the test."""
     clock = FakeClock()
-    app.extensions["async_api"].backend.clock = clock
+    app.extensions["task_engine"].backend.clock = clock
     return clock

@@ -23,4 +23,4 @@ def test_missing_secret_key_warns_and_uses_a_random_one(monkeypatch, caplog):
         assert app.secret_key
         assert "SECRET_KEY is not set" in caplog.text
     finally:
-        app.extensions["async_api"].shutdown()
+        app.extensions["task_engine"].shutdown()

@@ -43,6 +43,6 @@ def test_worker_threads_never_exceed_the_limit(make_app, gate):
     for _ in range(40):
         assert client.get("/async/held").status_code == 202
     gate.wait_entered(3)
-    pool = app.extensions["async_api"].backend.pool
+    pool = app.extensions["task_engine"].backend.pool
     assert len(pool.workers) == 3
     assert all(worker.is_alive() for worker in pool.workers)

@@ -31,7 +31,7 @@ def test_finished_task_stays_for_the_retention_then_goes(client, clock, backend,
 
 def test_queued_and_running_tasks_are_never_removed(make_app, gate):
     app = make_app(TASK_MAX_WORKERS=1)
-    client, backend = app.test_client(), app.extensions["async_api"].backend
+    client, backend = app.test_client(), app.extensions["task_engine"].backend
     running = client.get("/async/held").headers["Location"]
     queued = client.get("/async/held").headers["Location"]
     gate.wait_entered()
@@ -63,7 +63,7 @@ def test_the_cleaner_thread_drops_tasks_on_its_own(make_app, poll_done):
 
 def test_the_cleaner_survives_a_failing_pass(make_app, poll_done, caplog, monkeypatch):
     app = make_app(TASK_RETENTION=0.05, TASK_CLEANUP_INTERVAL=0.02)
-    client, store = app.test_client(), app.extensions["async_api"].backend.store
+    client, store = app.test_client(), app.extensions["task_engine"].backend.store
     failures = []
     remove_expired = store.remove_expired
 
@@ -93,7 +93,7 @@ def test_a_step_of_the_wall_clock_changes_no_expiry(client, clock, backend, poll
 
 def test_cleaner_removals_race_with_submits_and_polls(make_app, poll_done, held_tasks):
     app = make_app(TASK_MAX_QUEUED=300)
-    client, backend = app.test_client(), app.extensions["async_api"].backend
+    client, backend = app.test_client(), app.extensions["task_engine"].backend
     backend.clock = clock = FakeClock()
     old = [client.get(f"/async/echo/old-{i}").headers["Location"] for i in range(200)]
     for location in old:

@@ -12,27 +12,26 @@ finished tasks ``TASK_RETENTION`` seconds after they finished.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 from collections.abc import Iterator
 
 import redis
 from flask import Flask
-from kombu.exceptions import OperationalError
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from ...backend import Idempotency, Unavailable
+from ...backend import Idempotency, Progress, Unavailable
 from ...cleaner import Cleaner
 from ...problems import problem
 from ...replay import Outcome, run_task
 from ...snapshot import RequestSnapshot
 from .celery_app import REDIS_TIMEOUT, celery_init_app
-from .store import RedisTaskStore, StoredTask
+from .store import RedisTaskStore, StoredTask, redis_unavailable
 
 WORKER_LOST_PROBLEM = problem(
     500,
-    "Internal Server Error",
     "The task's worker stopped, or lost Redis for longer than the task's lease,"
     " before the task finished.",
 )
@@ -81,7 +80,7 @@ class CeleryBackend:
     def submit(
         self, owner: bytes | None, request: RequestSnapshot, idempotency: Idempotency | None
     ) -> tuple[StoredTask, bool]:
-        self.cleaner.ensure_started()
+        self.cleaner.start()
         task, new = self.store.submit(owner, request, idempotency, self.max_queued)
         if task is None:
             # The task its Idempotency-Key held was forgotten in the meantime.
@@ -97,18 +96,19 @@ class CeleryBackend:
         return task, new
 
     def get(self, task_id: str) -> StoredTask | None:
-        self.cleaner.ensure_started()
+        self.cleaner.start()
         return self.store.get(task_id)
 
-    def cancel(self, task: StoredTask) -> tuple[str | None, StoredTask | None]:
-        return self.store.cancel(task.id)
+    def cancel(self, task_id: str) -> tuple[str | None, StoredTask | None]:
+        return self.store.cancel(task_id)
 
     def healthy(self) -> bool:
         """Whether Redis takes a write now (a full or read-only Redis refuses tasks)."""
-        self.cleaner.ensure_started()
+        self.cleaner.start()
         try:
-            return bool(self.redis.set(f"{self.app.name}:health", "ok", px=10_000))
-        except redis.RedisError:
+            with redis_unavailable():
+                return bool(self.redis.set(f"{self.app.name}:health", "ok", px=10_000))
+        except Unavailable:
             return False
 
     def shutdown(self, timeout: float | None = None) -> None:
@@ -119,10 +119,8 @@ class CeleryBackend:
 
     def _send(self, task_id: str) -> None:
         """Send the message that has a worker run the task: its id, nothing more."""
-        try:
+        with redis_unavailable():
             self.run_task.apply_async((task_id,))
-        except (OperationalError, redis.RedisError, OSError) as error:
-            raise Unavailable from error
 
     def _reap(self) -> int:
         """One reaper pass: fail tasks of lost workers, resend lost messages."""
@@ -188,7 +186,7 @@ class _Running:
         """The task no longer runs here (its lease lapsed): ask the view to stop."""
         self._cancelled = True
 
-    def report(self, progress: tuple[float, str | None]) -> None:
+    def report(self, progress: Progress) -> None:
         try:
             self._store.report(self.id, progress)
         except Unavailable:
@@ -202,7 +200,7 @@ class _Leases:
     that forks afterwards (a Celery worker forks its pool before any task).
     """
 
-    def __init__(self, store: RedisTaskStore, lease: float, logger) -> None:
+    def __init__(self, store: RedisTaskStore, lease: float, logger: logging.Logger) -> None:
         self._store = store
         self._lease = lease
         self._logger = logger

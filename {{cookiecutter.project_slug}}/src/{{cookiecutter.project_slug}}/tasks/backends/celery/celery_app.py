@@ -8,6 +8,8 @@ in its own Redis keys (``store.py``), and a message carries only its id.
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import Celery, Task
 from flask import Flask
 
@@ -15,7 +17,7 @@ from flask import Flask
 REDIS_TIMEOUT = 2
 
 
-def celery_config(app: Flask) -> dict:
+def celery_config(app: Flask) -> dict[str, Any]:
     """``app.config["CELERY"]``: what this backend needs, then what the app set there."""
     config = app.config
     own = dict(config.get("CELERY", {}))
@@ -49,16 +51,16 @@ def celery_config(app: Flask) -> dict:
     }
 
 
-def celery_init_app(app: Flask) -> Celery:
+def celery_init_app(app: Flask) -> Celery[Task[Any, Any]]:
     """Make the app's Celery app, kept at ``app.extensions["celery"]``."""
 
-    class FlaskTask(Task):
-        def __call__(self, *args: object, **kwargs: object) -> object:
+    class FlaskTask(Task[Any, Any]):
+        def __call__(self, *args: Any, **kwargs: Any) -> Any:
             with app.app_context():
                 return self.run(*args, **kwargs)
 
     app.config["CELERY"] = celery_config(app)
-    celery_app = Celery(app.name, task_cls=FlaskTask)
+    celery_app: Celery[Task[Any, Any]] = Celery(app.name, task_cls=FlaskTask)
     celery_app.config_from_object(app.config["CELERY"])
     app.extensions["celery"] = celery_app
     return celery_app

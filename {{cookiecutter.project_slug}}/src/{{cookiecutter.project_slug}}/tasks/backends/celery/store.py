@@ -6,16 +6,34 @@ same keys, so any of them answers for any task.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import secrets
+from collections.abc import Iterator
+from typing import Any, cast
 
 import redis
+from kombu.exceptions import OperationalError
 
-from ...backend import Busy, Idempotency, Unavailable
-from ...problems import CANCELLED_PROBLEM
-from ...snapshot import RequestSnapshot, ResponseSnapshot
+from ...backend import Busy, Idempotency, Progress, Unavailable
+from ...problems import CANCELLED_PROBLEM, Problem
+from ...snapshot import Head, RequestSnapshot, ResponseSnapshot
 from . import scripts
+
+
+@contextlib.contextmanager
+def redis_unavailable() -> Iterator[None]:
+    """Turn every failure to reach Redis (or the broker on it) into ``Unavailable``.
+
+    Unreachable, too slow, out of memory, read-only: not the request's
+    fault, and it may pass. The client is told to try again.
+    """
+    try:
+        yield
+    except (redis.RedisError, OperationalError, OSError) as error:
+        raise Unavailable from error
+
 
 # How many tasks one call of the reap script looks at; a pass calls it until
 # it has seen them all, so that Redis is never held long by one call.
@@ -45,17 +63,37 @@ class StoredTask:
         self.created_at = int(fields[b"created"]) / 1000
         self.updated_at = int(fields[b"updated"]) / 1000
         progress = fields.get(b"progress")
-        self.progress = None if progress is None else tuple(json.loads(progress))
+        self.progress: Progress | None = None
+        if progress is not None:
+            percent, message = json.loads(progress)
+            self.progress = percent, message
         self.cancel_requested = b"cancel" in fields
         error = fields.get(b"error")
-        self.error = None if error is None else json.loads(error)
+        self.error: Problem | None = None if error is None else json.loads(error)
         head = fields.get(b"head")
-        self.response = None
+        self.response: ResponseSnapshot | None = None
         if head is not None:
-            status, headers = json.loads(head)
-            headers = tuple(map(tuple, headers))
-            self.response = ResponseSnapshot((status, headers), fields[b"answer"])
+            self.response = ResponseSnapshot(head_from_json(head), fields[b"answer"])
         self.fingerprint = fields.get(b"fp")
+
+
+def head_from_json(text: bytes) -> Head:
+    """The (status line, headers) that ``json.dumps(head)`` wrote."""
+    status, headers = json.loads(text)
+    return status, tuple((name, value) for name, value in headers)
+
+
+def request_to_json(request: RequestSnapshot) -> str:
+    """The request's environ as JSON text, ASCII only; its body goes apart, as bytes."""
+    environ = {key: value for key, value in request.environ.items() if key != "wsgi.version"}
+    return json.dumps(environ)
+
+
+def request_from_json(text: bytes, body: bytes) -> RequestSnapshot:
+    """The request that ``request_to_json`` and its ``body`` were made from."""
+    environ = json.loads(text)
+    environ["wsgi.version"] = (1, 0)
+    return RequestSnapshot(environ, body)
 
 
 class RedisTaskStore:
@@ -73,13 +111,10 @@ class RedisTaskStore:
     def _key(self, task_id: str) -> str:
         return self._task_prefix + task_id
 
-    def _call(self, script: str, keys: list[str], args: list) -> object:
-        try:
+    def _call(self, script: str, keys: list[str], args: list[str | bytes | int]) -> Any:
+        """Run ``script``; its reply, as the script's comment in ``scripts.py`` says."""
+        with redis_unavailable():
             return self._scripts[script](keys=keys, args=args)
-        except redis.RedisError as error:
-            # Unreachable, too slow, out of memory, read-only: not the
-            # request's fault, and it may pass. The client tries again.
-            raise Unavailable from error
 
     # -- web side -------------------------------------------------------
 
@@ -106,7 +141,7 @@ class RedisTaskStore:
             [
                 task_id,
                 max_queued,
-                request.environ_json(),
+                request_to_json(request),
                 request.body,
                 owner or b"",
                 fingerprint,
@@ -116,9 +151,9 @@ class RedisTaskStore:
         if outcome == b"busy":
             raise Busy
         if outcome == b"held":
-            return self.get(detail.decode()), False
+            return self.get(cast(bytes, detail).decode()), False
         # What the script wrote, without another trip to read it back.
-        fields = {b"status": b"queued", b"created": detail, b"updated": detail}
+        fields: dict[bytes, bytes] = {b"status": b"queued", b"created": detail, b"updated": detail}
         if owner is not None:
             fields[b"owner"] = owner
         if idempotency is not None:
@@ -126,14 +161,14 @@ class RedisTaskStore:
         return StoredTask(task_id, fields), True
 
     def get(self, task_id: str) -> StoredTask | None:
-        try:
-            fields = self.redis.hgetall(self._key(task_id))
-        except redis.RedisError as error:
-            raise Unavailable from error
+        with redis_unavailable():
+            fields: dict[bytes, bytes] = self.redis.hgetall(self._key(task_id))  # type: ignore[assignment]
         return StoredTask(task_id, fields) if fields else None
 
     def cancel(self, task_id: str) -> tuple[str | None, StoredTask | None]:
         """Cancel, ask to stop, or forget: the status before (None: gone), and the task now."""
+        before: bytes | None
+        after: list[bytes]
         before, after = self._call(
             "cancel",
             [self._key(task_id), self._queued],
@@ -148,13 +183,16 @@ class RedisTaskStore:
         """Drop a task that was never handed to a worker, and its Idempotency-Key."""
         self._call("forget", [self._key(task_id), self._queued], [task_id])
 
-    def reap(self, worker_lost: dict, lease: float) -> tuple[int, list[str]]:
+    def reap(self, worker_lost: Problem, lease: float) -> tuple[int, list[str]]:
         """Fail running tasks whose lease lapsed; take queued ones whose message may be lost.
 
         Returns how many failed, and the ids of queued tasks to send again.
         """
         failed, resend = 0, []
         while True:
+            count: int
+            looked_at: int
+            ids: list[bytes]
             count, looked_at, ids = self._call(
                 "reap",
                 [self._running, self._queued],
@@ -175,7 +213,7 @@ class RedisTaskStore:
 
     def start(self, task_id: str, lease: float) -> RequestSnapshot | None:
         """Mark a queued task running and take its request; None if it must not run."""
-        taken = self._call(
+        taken: list[bytes] | None = self._call(
             "start",
             [self._key(task_id), self._queued, self._running],
             [task_id, round(lease * 1000)],
@@ -183,7 +221,7 @@ class RedisTaskStore:
         if taken is None:
             return None
         environ, body = taken
-        return RequestSnapshot.from_environ_json(environ, body)
+        return request_from_json(environ, body)
 
     def renew(self, task_id: str, lease: float) -> bool:
         """Extend a running task's lease; False once it is no longer running."""
@@ -191,17 +229,15 @@ class RedisTaskStore:
             self._call("renew", [self._key(task_id), self._running], [task_id, round(lease * 1000)])
         )
 
-    def report(self, task_id: str, progress: tuple[float, str | None]) -> None:
+    def report(self, task_id: str, progress: Progress) -> None:
         self._call("report", [self._key(task_id)], [json.dumps(progress)])
 
     def cancel_requested(self, task_id: str) -> bool:
-        try:
+        with redis_unavailable():
             return bool(self.redis.hexists(self._key(task_id), "cancel"))
-        except redis.RedisError as error:
-            raise Unavailable from error
 
     def finish(
-        self, task_id: str, status: str, response: ResponseSnapshot | None, error: dict | None
+        self, task_id: str, status: str, response: ResponseSnapshot | None, error: Problem | None
     ) -> None:
         head, answer = "", b""
         if response is not None:

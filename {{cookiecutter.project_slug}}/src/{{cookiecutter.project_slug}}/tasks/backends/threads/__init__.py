@@ -10,21 +10,20 @@ from __future__ import annotations
 import atexit
 import secrets
 import weakref
+from collections.abc import Callable
 
 from flask import Flask
 
-from ...backend import FAILED, QUEUED, RUNNING, Busy, Idempotency
+from ...backend import FAILED, QUEUED, RUNNING, Busy, Idempotency, Progress
 from ...cleaner import Cleaner
 from ...problems import problem
-from ...replay import run_task
-from ...snapshot import RequestSnapshot
+from ...replay import Outcome, run_task
+from ...snapshot import RequestSnapshot, ResponseSnapshot
 from .heads import SharedHeads
 from .pool import WorkerPool
 from .store import Task, TaskStore
 
-STOPPED_PROBLEM = problem(
-    503, "Service Unavailable", "The service stopped before the task could start."
-)
+STOPPED_PROBLEM = problem(503, "The service stopped before the task could start.")
 
 # Backends still running, so that the process can shut them down as it exits.
 _live_backends: weakref.WeakSet[ThreadBackend] = weakref.WeakSet()
@@ -36,17 +35,24 @@ class ThreadBackend:
     def __init__(self, app: Flask) -> None:
         config = app.config
         self.app = app
+        if not config.get("SECRET_KEY"):
+            config["SECRET_KEY"] = secrets.token_bytes(32)
+            app.logger.warning(
+                "SECRET_KEY is not set (FLASK_SECRET_KEY): using a random key for this process."
+                " Task owners and sessions will not be recognised after a restart."
+            )
         self.shutdown_timeout = config["TASK_SHUTDOWN_TIMEOUT"]
         self.store = TaskStore()
         # Retained answers share one copy of each identical status and headers.
         self.shared_heads = SharedHeads()
         self.pool = WorkerPool(self._run, config["TASK_MAX_WORKERS"], config["TASK_MAX_QUEUED"])
-        retention = config["TASK_RETENTION"]
-        self.cleaner = Cleaner(
-            lambda store=self.store: store.remove_expired(store.clock() - retention),
-            config["TASK_CLEANUP_INTERVAL"],
-            app.logger,
-        )
+        store, retention = self.store, config["TASK_RETENTION"]
+
+        # Holds the store, not the backend: see weakref.finalize below.
+        def remove_expired() -> int:
+            return store.remove_expired(store.clock() - retention)
+
+        self.cleaner = Cleaner(remove_expired, config["TASK_CLEANUP_INTERVAL"], app.logger)
         self._stopped = False
         self.cleaner.start()
         # Stops the cleaner when an app that never ran a task is collected
@@ -56,12 +62,12 @@ class ThreadBackend:
         _live_backends.add(self)
 
     @property
-    def clock(self):
+    def clock(self) -> Callable[[], float]:
         """The function that tells the time in seconds, for expiry (monotonic)."""
         return self.store.clock
 
     @clock.setter
-    def clock(self, clock):
+    def clock(self, clock: Callable[[], float]) -> None:
         self.store.clock = clock
 
     def submit(
@@ -86,9 +92,12 @@ class ThreadBackend:
     def get(self, task_id: str) -> Task | None:
         return self.store.get(task_id)
 
-    def cancel(self, task: Task) -> tuple[str | None, Task | None]:
+    def cancel(self, task_id: str) -> tuple[str | None, Task | None]:
+        task = self.store.get(task_id)
+        if task is None:
+            return None, None
         previous = self.store.request_cancel(task)
-        if self.store.get(task.id) is not task:
+        if self.store.get(task_id) is not task:
             return None, None
         if previous in (QUEUED, RUNNING):
             if previous == QUEUED:
@@ -125,10 +134,18 @@ class ThreadBackend:
     def _run(self, task: Task) -> None:
         """In a worker thread: run the task unless it was cancelled while it waited."""
         request = task.request
-        if not self.store.start(task):
+        if request is None or not self.store.start(task):
             return
-        outcome = run_task(self.app, _Running(self.store, task), request, self.shared_heads)
-        self.store.finish(task, *outcome)
+        outcome = run_task(self.app, _Running(self.store, task), request)
+        self.store.finish(task, *self._shared(outcome))
+
+    def _shared(self, outcome: Outcome) -> Outcome:
+        """``outcome``, its answer's status and headers shared with equal ones held."""
+        answer = outcome.response
+        if answer is None:
+            return outcome
+        shared = ResponseSnapshot(self.shared_heads.share(answer.head), answer.body)
+        return outcome._replace(response=shared)
 
 
 class _Running:
@@ -145,7 +162,7 @@ class _Running:
     def cancelled(self) -> bool:
         return self._task.cancel_requested
 
-    def report(self, progress: tuple[float, str | None]) -> None:
+    def report(self, progress: Progress) -> None:
         self._store.report(self._task, progress)
 
 

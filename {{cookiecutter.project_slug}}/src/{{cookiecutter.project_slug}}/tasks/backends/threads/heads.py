@@ -1,5 +1,9 @@
 """Retained answers share what they have in common."""
 
+from __future__ import annotations
+
+from ...snapshot import Head
+
 
 class SharedHeads:
     """One copy of each (status, headers) pair that many answers have.
@@ -12,10 +16,11 @@ class SharedHeads:
 
     LIMIT = 4096
 
-    def __init__(self):
-        self._heads = {}
+    def __init__(self) -> None:
+        self._heads: dict[Head, Head] = {}
 
-    def share(self, head):
+    def share(self, head: Head) -> Head:
+        """The copy held of ``head``, or ``head`` itself, now held if there is room."""
         shared = self._heads.get(head)
         if shared is not None:
             return shared

@@ -6,15 +6,27 @@ plus ``max_queued`` waiting, can drop a queued task, and hands back what never
 started when it shuts down.
 """
 
+from __future__ import annotations
+
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+Work = TypeVar("Work")
 
 
-class WorkerPool:
+class WorkerPool(Generic[Work]):
     """Run tasks on at most ``max_workers`` threads, with ``max_queued`` waiting."""
 
-    def __init__(self, run, max_workers, max_queued, name="task-worker"):
+    def __init__(
+        self,
+        run: Callable[[Work], None],
+        max_workers: int,
+        max_queued: int,
+        name: str = "task-worker",
+    ) -> None:
         self._run = run
         self._max_workers = max_workers
         self._capacity = max_workers + max_queued
@@ -26,30 +38,33 @@ class WorkerPool:
         # fifth of the submit rate under load.
         self._work_ready = threading.Condition(self._lock)
         self._all_done = threading.Condition(self._lock)
-        self._queue = deque()
-        self._threads = []
+        self._queue: deque[Work] = deque()
+        self._threads: list[threading.Thread] = []
         self._reserved = 0  # places claimed: queued, running, or about to be
         self._running = 0
         self._idle = 0
         self._closed = False
 
     @property
-    def workers(self):
+    def workers(self) -> tuple[threading.Thread, ...]:
         """The worker threads started so far (at most ``max_workers``)."""
         return tuple(self._threads)
 
-    def reserve(self):
+    def reserve(self) -> bool:
+        """Claim a place for a task; False when every place is taken or the pool is closed."""
         with self._lock:
             if self._closed or self._reserved >= self._capacity:
                 return False
             self._reserved += 1
             return True
 
-    def release(self):
+    def release(self) -> None:
+        """Give back a place claimed by ``reserve`` and not used."""
         with self._lock:
             self._reserved -= 1
 
-    def run(self, task):
+    def run(self, task: Work) -> bool:
+        """Queue ``task`` in the place it reserved; False if the pool closed meanwhile."""
         with self._lock:
             if self._closed:
                 self._reserved -= 1
@@ -63,7 +78,8 @@ class WorkerPool:
                 self._work_ready.notify()
             return True
 
-    def cancel(self, task):
+    def cancel(self, task: Work) -> bool:
+        """Drop ``task`` from the queue; False if it is not waiting there."""
         with self._lock:
             try:
                 self._queue.remove(task)
@@ -72,7 +88,8 @@ class WorkerPool:
             self._reserved -= 1
             return True
 
-    def close(self):
+    def close(self) -> list[Work]:
+        """Take no more tasks; return those that never started."""
         with self._lock:
             self._closed = True
             never_started = list(self._queue)
@@ -81,7 +98,8 @@ class WorkerPool:
             self._work_ready.notify_all()  # idle workers see the queue closed, and end
         return never_started
 
-    def wait(self, timeout):
+    def wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for running tasks; whether they all ended."""
         deadline = time.monotonic() + timeout
         with self._lock:
             while self._running:
@@ -91,7 +109,7 @@ class WorkerPool:
                 self._all_done.wait(remaining)
         return True
 
-    def _start_worker(self):
+    def _start_worker(self) -> None:
         # Daemon threads: an idle pool must never hold the process open. Running
         # tasks get their time from ``shutdown``, which the app calls at exit.
         thread = threading.Thread(
@@ -100,7 +118,7 @@ class WorkerPool:
         self._threads.append(thread)
         thread.start()
 
-    def _work(self):
+    def _work(self) -> None:
         while True:
             with self._lock:
                 while not self._queue and not self._closed:
