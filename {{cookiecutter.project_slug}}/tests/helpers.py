@@ -1,5 +1,6 @@
 """Test doubles and waiting helpers shared by the test modules."""
 
+import io
 import os
 import signal
 import socket
@@ -11,11 +12,15 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from flask import abort, current_app, g, request, stream_with_context
+from flask import abort, current_app, g, request, send_file, stream_with_context
 
 from {{ cookiecutter.project_slug }} import async_api, current_task
 
 PROJECT = Path(__file__).resolve().parents[1]
+# What the file view answers: 1000 bytes, with an ETag and a Last-Modified.
+FILE_BYTES = bytes(range(250)) * 4
+FILE_ETAG = "report-v1"
+FILE_LAST_MODIFIED = 1_700_000_000
 # Waits between checks; an Event's wait, so that a test may patch time.sleep.
 _pause = threading.Event().wait
 
@@ -162,6 +167,14 @@ def register_views(app, gate):
     def view_args(a, b):
         return {"a": a, "b": b}
 
+    def download():
+        return send_file(
+            io.BytesIO(FILE_BYTES),
+            mimetype="application/octet-stream",
+            etag=FILE_ETAG,
+            last_modified=FILE_LAST_MODIFIED,
+        )
+
     def late_echo():
         gate.hold()  # the 202 is long gone when the body is read
         return echo()
@@ -177,6 +190,7 @@ def register_views(app, gate):
         ("progress", progress, "/progress", ["GET"]),
         ("view_args", view_args, "/args/<a>/<int:b>", ["GET"]),
         ("late_echo", late_echo, "/late-echo", ["POST"]),
+        ("download", download, "/download", ["GET"]),
     ]:
         app.add_url_rule(f"/async{rule}", f"async_{name}", async_api(view), methods=methods)
         app.add_url_rule(f"/sync{rule}", f"sync_{name}", view, methods=methods)

@@ -2,7 +2,7 @@
 
 import pytest
 from flask import Blueprint
-from flask_restful import Resource, abort
+from flask_restful import Api, Resource, abort, fields, marshal_with
 from helpers import comparable
 
 from {{ cookiecutter.project_slug }} import async_api
@@ -44,3 +44,48 @@ def test_errors_in_resources_are_problems(client, poll_done):
     assert done.status_code == 404
     assert done.content_type == "application/problem+json"
     assert done.headers["Task-Status"] == "failed"
+
+
+class Gadget(Resource):
+    """On an ``Api`` of the test's own: flask-restful's, not the project's."""
+
+    @async_api
+    def get(self, name):
+        return {"name": name}, 201
+
+
+class MarshalledGadget(Resource):
+    """A decorator above ``@async_api`` shapes the task's answer, not the 202."""
+
+    @marshal_with({"name": fields.String, "size": fields.Integer(default=1)})
+    @async_api
+    def get(self, name):
+        return {"name": name, "secret": "not marshalled"}
+
+
+@pytest.fixture
+def stock_client(make_app):
+    # As in production: under TESTING, flask-restful passes errors on to Flask.
+    app = make_app(TESTING=False)
+    blueprint = Blueprint("gadgets", __name__)
+    api = Api(blueprint)
+    api.add_resource(Gadget, "/async/gadgets/<name>")
+    api.add_resource(MarshalledGadget, "/async/marshalled/<name>")
+    app.register_blueprint(blueprint)
+    return app.test_client()
+
+
+def test_a_resource_on_a_stock_api_answers_as_a_task(stock_client, poll_done):
+    submitted = stock_client.get("/async/gadgets/gear")
+    assert submitted.status_code == 202
+    assert submitted.get_json()["status"] in {"queued", "running", "succeeded"}
+    done = poll_done(stock_client, submitted.headers["Location"])
+    assert (done.status_code, done.get_json()) == (201, {"name": "gear"})
+
+
+def test_a_decorator_above_async_api_on_a_stock_api_shapes_the_answer(stock_client, poll_done):
+    submitted = stock_client.get("/async/marshalled/gear")
+    assert submitted.status_code == 202
+    assert submitted.headers["Location"].startswith("/status/")
+    done = poll_done(stock_client, submitted.headers["Location"])
+    assert (done.status_code, done.get_json()) == (200, {"name": "gear", "size": 1})
