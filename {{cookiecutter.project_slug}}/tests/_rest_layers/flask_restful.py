@@ -1,7 +1,9 @@
 """With flask-restful: a Resource method becomes a task and answers as it would synchronously."""
 
+import inspect
+
 import pytest
-from flask import Blueprint
+from flask import Blueprint, Flask
 from flask_restful import Api, Resource, abort, fields, marshal_with
 from helpers import comparable
 
@@ -83,6 +85,13 @@ def test_a_resource_on_a_stock_api_answers_as_a_task(stock_client, poll_done):
     assert (done.status_code, done.get_json()) == (201, {"name": "gear"})
 
 
+# Flask 3.2 passes the request's context to its error handling; a stock
+# flask-restful Api's error_router takes no context and fails on every error
+# (abort(404) too). The project's ProblemApi leaves errors to Flask.
+@pytest.mark.skipif(
+    "ctx" in inspect.signature(Flask.handle_user_exception).parameters,
+    reason="flask-restful's own Api cannot handle errors on Flask 3.2",
+)
 def test_a_decorator_above_async_api_on_a_stock_api_shapes_the_answer(stock_client, poll_done):
     submitted = stock_client.get("/async/marshalled/gear")
     assert submitted.status_code == 202
