@@ -137,7 +137,7 @@ def register_views(app, gate):
         response.headers.add("X-After-Request", "once")
         return response
 
-    def held():
+    def gated():
         gate.hold()
         return "released"
 
@@ -181,7 +181,7 @@ def register_views(app, gate):
 
     for name, view, rule, methods in [
         ("echo", echo, "/echo/<name>", ["GET", "POST", "PUT"]),
-        ("held", held, "/held", ["GET", "POST"]),
+        ("gated", gated, "/gated", ["GET", "POST"]),
         ("created", created, "/created/<name>", ["GET"]),
         ("missing", missing, "/missing", ["GET"]),
         ("teapot", teapot, "/teapot", ["GET"]),

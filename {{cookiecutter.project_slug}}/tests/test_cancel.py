@@ -6,8 +6,8 @@ from {{ cookiecutter.project_slug }} import async_api
 def test_cancelled_queued_task_never_starts(make_app, gate, poll_done):
     app = make_app(TASK_MAX_WORKERS=1)
     client = app.test_client()
-    running = client.get("/async/held").headers["Location"]
-    queued = client.get("/async/held").headers["Location"]
+    running = client.get("/async/gated").headers["Location"]
+    queued = client.get("/async/gated").headers["Location"]
     gate.wait_entered()
 
     cancelled = client.delete(queued)
@@ -32,16 +32,16 @@ def test_cancelled_queued_task_never_starts(make_app, gate, poll_done):
 def test_cancelled_queued_task_frees_its_place(make_app, gate):
     app = make_app(TASK_MAX_WORKERS=1, TASK_MAX_QUEUED=1)
     client = app.test_client()
-    client.get("/async/held")
+    client.get("/async/gated")
     gate.wait_entered()
-    queued = client.get("/async/held").headers["Location"]
-    assert client.get("/async/held").status_code == 503
+    queued = client.get("/async/gated").headers["Location"]
+    assert client.get("/async/gated").status_code == 503
     client.delete(queued)
-    assert client.get("/async/held").status_code == 202
+    assert client.get("/async/gated").status_code == 202
 
 
 def test_running_task_is_asked_to_stop_and_ends_cancelled(client, gate, poll_done):
-    location = client.get("/async/held").headers["Location"]
+    location = client.get("/async/gated").headers["Location"]
     gate.wait_entered()
 
     asked = client.delete(location)
@@ -90,9 +90,9 @@ def test_finished_task_is_forgotten_at_once(client, poll_done):
 
 def test_cancelled_task_is_forgotten_by_a_second_delete(make_app, gate):
     client = make_app(TASK_MAX_WORKERS=1).test_client()
-    client.get("/async/held")
+    client.get("/async/gated")
     gate.wait_entered()
-    queued = client.get("/async/held").headers["Location"]
+    queued = client.get("/async/gated").headers["Location"]
     assert client.delete(queued).status_code == 200
     assert client.delete(queued).status_code == 204
     assert client.get(queued).status_code == 404

@@ -69,7 +69,7 @@ def test_repeated_key_under_concurrency_gives_exactly_one_task(app, gate, held_t
     def submit():
         client = app.test_client()
         start.wait(5)
-        response = client.post("/async/held", headers=KEY)
+        response = client.post("/async/gated", headers=KEY)
         locations.append((response.status_code, response.headers.get("Location")))
 
     threads = [threading.Thread(target=submit) for _ in range(submitters)]

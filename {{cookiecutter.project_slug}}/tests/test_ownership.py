@@ -9,7 +9,7 @@ BOB = {"Authorization": "Bearer bob"}
 
 
 def test_another_owner_gets_the_same_404_as_an_unknown_id(client, gate):
-    location = client.get("/async/held", headers=ALICE).headers["Location"]
+    location = client.get("/async/gated", headers=ALICE).headers["Location"]
     unknown = client.get("/status/AAAAAAAAAAAAAAAAAAAAAA")
     for headers in (BOB, {}):
         refused = client.get(location, headers=headers)
@@ -49,7 +49,7 @@ def test_the_app_can_name_owners_itself(app, poll_done):
 
 
 def test_the_scheme_of_the_credentials_is_not_case_sensitive(client, gate):
-    location = client.get("/async/held", headers=ALICE).headers["Location"]
+    location = client.get("/async/gated", headers=ALICE).headers["Location"]
     assert client.get(location, headers={"Authorization": "bearer alice"}).status_code == 202
     assert client.get(location, headers={"Authorization": "BEARER alice"}).status_code == 202
     # The credentials themselves are compared exactly.
@@ -69,7 +69,7 @@ def test_owner_is_kept_only_as_a_keyed_hash_and_the_request_is_dropped(app, poll
 
 
 def test_two_owners_racing_on_one_id(client, gate):
-    location = client.get("/async/held", headers=ALICE).headers["Location"]
+    location = client.get("/async/gated", headers=ALICE).headers["Location"]
     gate.wait_entered()
     answers = {"alice": [], "bob": []}
     start = threading.Barrier(2)

@@ -11,7 +11,7 @@ MONITOR_KEYS = {"id", "status", "status_url", "created_at", "updated_at", "progr
 
 
 def test_submit_answers_202_with_a_status_monitor(client, gate):
-    response = client.get("/async/held")
+    response = client.get("/async/gated")
     assert response.status_code == 202
     monitor = response.get_json()
     assert set(monitor) == MONITOR_KEYS
@@ -27,7 +27,7 @@ def test_submit_answers_202_with_a_status_monitor(client, gate):
 
 
 def test_poll_answers_202_while_the_task_runs(client, gate):
-    location = client.get("/async/held").headers["Location"]
+    location = client.get("/async/gated").headers["Location"]
     gate.wait_entered()
     response = client.get(location)
     assert response.status_code == 202
@@ -38,7 +38,7 @@ def test_poll_answers_202_while_the_task_runs(client, gate):
 
 
 def test_poll_answers_the_views_own_response_once_done(client, gate, poll_done):
-    location = client.get("/async/held").headers["Location"]
+    location = client.get("/async/gated").headers["Location"]
     gate.open()
     done = poll_done(client, location)
     assert done.status_code == 200
@@ -82,7 +82,7 @@ def test_a_view_returning_an_error_status_succeeds(client, poll_done):
 
 
 def test_submit_carries_after_request_headers_once(client, gate):
-    response = client.get("/async/held")
+    response = client.get("/async/gated")
     assert response.headers.getlist("X-After-Request") == ["once"]
     gate.open()
 

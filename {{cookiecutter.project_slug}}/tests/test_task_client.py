@@ -69,7 +69,7 @@ def test_patching_time_sleep_leaves_the_waiting_alone(make_app, monkeypatch):
 
 def test_waiting_fails_clearly_past_its_deadline(app, gate):
     client = app.test_client()
-    location = submit(client, "/async/held")
+    location = submit(client, "/async/gated")
     try:
         wait_until_done(client, location, timeout=0.05)
     except AssertionError as error:

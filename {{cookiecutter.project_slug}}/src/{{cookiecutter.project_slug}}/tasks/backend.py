@@ -93,7 +93,11 @@ class RunningTask(Protocol):
 
 
 class TaskBackend(Protocol):
-    """Keeps tasks, runs them, and tells the engine about them."""
+    """Keeps tasks, runs them, and tells the engine about them.
+
+    A task is *held* from its submit until it is forgotten (cancelled while
+    done, or expired), whatever its status.
+    """
 
     def submit(
         self, owner: bytes | None, request: RequestSnapshot, idempotency: Idempotency | None

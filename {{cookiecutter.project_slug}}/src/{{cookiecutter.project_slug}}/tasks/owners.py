@@ -65,6 +65,6 @@ def fingerprint(snapshot: RequestSnapshot) -> bytes:
     return digest.digest()
 
 
-def same_request(held: bytes | None, submitted: bytes) -> bool:
-    """Whether the request digests ``held`` (a task's) and ``submitted`` are equal."""
-    return held is not None and hmac.compare_digest(held, submitted)
+def same_request(task_fingerprint: bytes | None, submitted: bytes) -> bool:
+    """Whether a task's request digest and a submit's are the same."""
+    return task_fingerprint is not None and hmac.compare_digest(task_fingerprint, submitted)

@@ -8,12 +8,12 @@ from {{ cookiecutter.project_slug }} import create_app
 def test_submit_beyond_the_queue_answers_503_and_records_nothing(make_app, gate, held_tasks):
     app = make_app(TASK_MAX_WORKERS=1, TASK_MAX_QUEUED=2)
     client = app.test_client()
-    running = client.get("/async/held")
+    running = client.get("/async/gated")
     gate.wait_entered()
-    queued = [client.get("/async/held") for _ in range(2)]
+    queued = [client.get("/async/gated") for _ in range(2)]
     assert [r.status_code for r in (running, *queued)] == [202] * 3
 
-    refused = client.get("/async/held")
+    refused = client.get("/async/gated")
     assert refused.status_code == 503
     assert int(refused.headers["Retry-After"]) >= 1
     assert refused.content_type == "application/problem+json"
@@ -28,9 +28,9 @@ def test_submit_beyond_the_queue_answers_503_and_records_nothing(make_app, gate,
 def test_the_queue_limit_holds_across_web_processes(make_app, backend_config, gate):
     app = make_app(TASK_MAX_WORKERS=1, TASK_MAX_QUEUED=1)
     client = app.test_client()
-    client.get("/async/held")
+    client.get("/async/gated")
     gate.wait_entered()
-    assert client.get("/async/held").status_code == 202  # the one place in the queue
+    assert client.get("/async/gated").status_code == 202  # the one place in the queue
     # Another web process on the same Redis sees the same queue.
     other = create_app({"SECRET_KEY": "test-secret", **backend_config, "TASK_MAX_QUEUED": 1})
     add_nap_view(other)
@@ -43,7 +43,7 @@ def test_the_queue_limit_holds_across_web_processes(make_app, backend_config, ga
 def test_a_worker_runs_at_most_its_concurrency(make_app, gate, poll_done):
     app = make_app(TASK_MAX_WORKERS=2, TASK_MAX_QUEUED=20)
     client = app.test_client()
-    locations = [client.get("/async/held").headers["Location"] for _ in range(6)]
+    locations = [client.get("/async/gated").headers["Location"] for _ in range(6)]
     gate.wait_entered(2)
     statuses = [client.get(location).headers["Task-Status"] for location in locations]
     assert statuses.count("running") == 2

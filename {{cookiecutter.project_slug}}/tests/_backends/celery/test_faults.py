@@ -84,7 +84,7 @@ def test_the_request_leaves_redis_when_its_task_starts(app, gate, stored_task):
 
 def test_another_web_process_gives_the_same_answers(app, web_app, gate, poll_done):
     client, other = app.test_client(), web_app().test_client()
-    location = client.get("/async/held").headers["Location"]
+    location = client.get("/async/gated").headers["Location"]
     gate.wait_entered()
     here, there = client.get(location), other.get(location)
     assert here.status_code == there.status_code == 202
@@ -159,7 +159,7 @@ def test_a_running_task_keeps_its_lease_while_its_worker_lives(make_app, gate, p
     lease = 0.3
     app = make_app(TASK_LEASE=lease, TASK_CLEANUP_INTERVAL=0.05)
     client = app.test_client()
-    location = client.get("/async/held").headers["Location"]
+    location = client.get("/async/gated").headers["Location"]
     gate.wait_entered()
     deadline = time.monotonic() + lease * 5
     while time.monotonic() < deadline:  # reaper passes run all along

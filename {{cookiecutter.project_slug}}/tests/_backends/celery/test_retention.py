@@ -31,9 +31,9 @@ def test_a_finished_task_stays_for_the_retention_then_goes(make_app, poll_done):
 def test_queued_and_running_tasks_never_expire(make_app, gate):
     app = make_app(TASK_MAX_WORKERS=1, TASK_RETENTION=0.1)
     client = app.test_client()
-    running = client.get("/async/held").get_json()["id"]
+    running = client.get("/async/gated").get_json()["id"]
     gate.wait_entered()
-    queued = client.get("/async/held").get_json()["id"]
+    queued = client.get("/async/gated").get_json()["id"]
     assert task_ttl(app, running) == -1
     assert task_ttl(app, queued) == -1
     assert client.get(f"/status/{queued}").headers["Task-Status"] == "queued"

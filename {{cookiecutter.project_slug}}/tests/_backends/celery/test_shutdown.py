@@ -29,7 +29,7 @@ def test_sigterm_to_the_web_leaves_running_tasks_to_their_worker(
     server = gunicorn(FLASK_TASK_REDIS_URL=redis_url, WEB_CONCURRENCY="2")
     # The test app shares the Redis and runs the worker, so the gate holds the task.
     client = app.test_client()
-    location = client.get("/async/held").headers["Location"]
+    location = client.get("/async/gated").headers["Location"]
     gate.wait_entered()
     assert server.get(location)[1]["Task-Status"] == "running"
     server.terminate()

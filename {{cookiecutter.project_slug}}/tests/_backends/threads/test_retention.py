@@ -32,8 +32,8 @@ def test_finished_task_stays_for_the_retention_then_goes(client, clock, backend,
 def test_queued_and_running_tasks_are_never_removed(make_app, gate):
     app = make_app(TASK_MAX_WORKERS=1)
     client, backend = app.test_client(), app.extensions["task_engine"].backend
-    running = client.get("/async/held").headers["Location"]
-    queued = client.get("/async/held").headers["Location"]
+    running = client.get("/async/gated").headers["Location"]
+    queued = client.get("/async/gated").headers["Location"]
     gate.wait_entered()
     backend.clock = lambda: 10**12  # far beyond any retention
     backend.cleaner.run_pass()

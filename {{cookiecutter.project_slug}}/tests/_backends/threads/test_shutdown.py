@@ -8,8 +8,8 @@ from helpers import wait_for
 def test_shutdown_lets_running_tasks_finish_and_fails_queued_ones(make_app, gate, poll_done):
     app = make_app(TASK_MAX_WORKERS=1)
     client, engine = app.test_client(), app.extensions["task_engine"]
-    running = client.get("/async/held").headers["Location"]
-    queued = client.get("/async/held").headers["Location"]
+    running = client.get("/async/gated").headers["Location"]
+    queued = client.get("/async/gated").headers["Location"]
     gate.wait_entered()
 
     stopping = threading.Thread(target=engine.shutdown, kwargs={"timeout": 10})
@@ -32,7 +32,7 @@ def test_shutdown_lets_running_tasks_finish_and_fails_queued_ones(make_app, gate
 def test_shutdown_gives_up_on_a_task_that_outlives_its_timeout(make_app, gate, caplog):
     app = make_app()
     client, engine = app.test_client(), app.extensions["task_engine"]
-    location = client.get("/async/held").headers["Location"]
+    location = client.get("/async/gated").headers["Location"]
     gate.wait_entered()
     engine.shutdown(timeout=0.05)
     task_id = location.rsplit("/", 1)[1]

@@ -145,7 +145,7 @@ class CeleryBackend:
         if request is None:
             return
         running = _Running(self.store, task_id, self.app)
-        with self._leases.held(running):
+        with self._leases.renewed(running):
             outcome = run_task(self.app, running, request)
         self._finish(task_id, outcome)
 
@@ -209,7 +209,7 @@ class _Leases:
         self._thread: threading.Thread | None = None
 
     @contextlib.contextmanager
-    def held(self, task: _Running) -> Iterator[None]:
+    def renewed(self, task: _Running) -> Iterator[None]:
         """Keep ``task``'s lease while the block runs."""
         with self._lock:
             self._running[task.id] = task

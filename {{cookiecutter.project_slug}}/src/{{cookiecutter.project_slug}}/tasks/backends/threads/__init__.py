@@ -140,7 +140,7 @@ class ThreadBackend:
         self.store.finish(task, *self._shared(outcome))
 
     def _shared(self, outcome: Outcome) -> Outcome:
-        """``outcome``, its answer's status and headers shared with equal ones held."""
+        """``outcome``, its answer's status and headers one copy with equal ones."""
         answer = outcome.response
         if answer is None:
             return outcome

@@ -20,7 +20,7 @@ class SharedHeads:
         self._heads: dict[Head, Head] = {}
 
     def share(self, head: Head) -> Head:
-        """The copy held of ``head``, or ``head`` itself, now held if there is room."""
+        """The shared copy of ``head``; ``head`` itself is shared if there is room."""
         shared = self._heads.get(head)
         if shared is not None:
             return shared
