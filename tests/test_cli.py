@@ -118,3 +118,7 @@ def test_a_bake_ends_with_the_next_steps(cookiecutter_cli, tmp_path, backend):
     readme = (project / "README.md").read_text(encoding="utf-8")
     start = "honcho start" if backend == "celery" else "gunicorn -c gunicorn.conf.py"
     assert start in steps and start in readme
+    development = f"flask --app {DEFAULT_SLUG} run --debug --port 8000"
+    if backend == "celery":
+        development = "honcho -f Procfile.dev start"
+    assert development in steps and development in readme
