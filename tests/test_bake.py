@@ -6,11 +6,7 @@ baked; a choice added there is baked here too.
 
 import json
 import re
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
+import tomllib
 
 import pytest
 

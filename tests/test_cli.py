@@ -1,11 +1,8 @@
 """T1 and T2: the questions, the defaults and ``key=value`` answers on the CLI."""
 
-import pytest
+import tomllib
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
+import pytest
 
 from conftest import COOKIECUTTER_JSON, DEFAULT_SLUG
 
