@@ -23,7 +23,7 @@ LAYER_ONLY_FILES = {
 # What only a project on each task backend has, besides its package under
 # tasks/backends/ and its tests under tests/_backends/.
 BACKEND_ONLY_FILES = {
-    "celery": [PACKAGE / "worker.py", Path("Procfile")],
+    "celery": [PACKAGE / "worker.py", Path("Procfile"), Path("Procfile.dev")],
     "threads": [],
 }
 
@@ -75,13 +75,19 @@ def next_steps():
         '  python -m pip install -e ".[dev]"',
         "  pytest",
     ]
+    development_server = f"flask --app {PACKAGE.name} run --debug --port 8000"
     if TASK_BACKEND == "celery":
         lines += [
             "  export FLASK_SECRET_KEY=change-me",
-            "  honcho start            # Redis, a Celery worker and the web server on :8000",
+            "  honcho -f Procfile.dev start   # Redis, a Celery worker and"
+            f" {development_server}",
+            "  honcho start                   # the same with gunicorn, as in production, on :8000",
         ]
     else:
-        lines.append("  gunicorn -c gunicorn.conf.py   # the service on http://127.0.0.1:8000")
+        lines += [
+            f"  {development_server}   # the development server on http://127.0.0.1:8000",
+            "  gunicorn -c gunicorn.conf.py   # the service in production, on the same port",
+        ]
     lines.append("README.md says the rest: the HTTP contract, settings, production.")
     return "\n".join(lines)
 

@@ -1,11 +1,8 @@
 """T3: a bad answer stops the bake cleanly; an awkward answer is only data."""
 
-import pytest
+import tomllib
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
+import pytest
 
 from conftest import COOKIECUTTER_JSON, PYTHON, RUFF, clean_env, run
 

@@ -7,6 +7,7 @@ process with no ``404``, and a second server on the same Redis, as a second
 machine would be, gives the same answers.
 """
 
+import contextlib
 import json
 import os
 import re
@@ -66,6 +67,9 @@ class Processes:
                 except subprocess.TimeoutExpired:
                     os.killpg(process.pid, signal.SIGKILL)
                     process.wait(10)
+            # What the process left in its session (a reloader's child, say).
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
 
 
 @pytest.fixture

@@ -1,11 +1,8 @@
 """T1 and T2: the questions, the defaults and ``key=value`` answers on the CLI."""
 
-import pytest
+import tomllib
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
+import pytest
 
 from conftest import COOKIECUTTER_JSON, DEFAULT_SLUG
 
@@ -118,3 +115,7 @@ def test_a_bake_ends_with_the_next_steps(cookiecutter_cli, tmp_path, backend):
     readme = (project / "README.md").read_text(encoding="utf-8")
     start = "honcho start" if backend == "celery" else "gunicorn -c gunicorn.conf.py"
     assert start in steps and start in readme
+    development = f"flask --app {DEFAULT_SLUG} run --debug --port 8000"
+    if backend == "celery":
+        development = "honcho -f Procfile.dev start"
+    assert development in steps and development in readme

@@ -2,8 +2,9 @@
 
 import os
 import re
+import sys
 
-from conftest import COOKIECUTTER_JSON, TEMPLATE
+from conftest import COOKIECUTTER_JSON, TEMPLATE, clean_env, run
 
 FENCED_BASH = re.compile(r"^```bash[ \t]*\n(.*?)^```", re.DOTALL | re.MULTILINE)
 
@@ -72,3 +73,42 @@ def test_the_test_requirements_are_bounded():
 def test_pytest_collects_only_the_template_tests():
     config = (TEMPLATE / "pytest.ini").read_text(encoding="utf-8")
     assert re.search(r"^testpaths\s*=\s*tests\s*$", config, re.MULTILINE)
+
+
+def test_the_readme_installs_its_tools_with_pipx_not_the_system_pip():
+    """``python3 -m pip install`` stops on Debian's and Ubuntu's own Python (PEP 668)."""
+    commands = readme_commands()
+    system_pip = [c for c in commands if re.match(r"(sudo )?(python3? -m pip|pip3?) install\b", c)]
+    assert not system_pip, f"installs into the system's Python: {system_pip}"
+    assert any(re.fullmatch(r'pipx install "cookiecutter[^"]*"', c) for c in commands), commands
+    assert any(re.fullmatch(r'pipx install "cruft[^"]*"', c) for c in commands), commands
+    assert any(re.fullmatch(r'pipx inject --force cruft "typer<[^"]*"', c) for c in commands)
+
+
+def test_the_readmes_pipx_commands_give_cookiecutter_and_cruft(tmp_path):
+    """The README's pipx lines, run as given (pipx from PyPI, in a folder of its own)."""
+    tool = tmp_path / "pipx-venv"
+    run([sys.executable, "-m", "venv", str(tool)], tmp_path, timeout=120)
+    run([str(tool / "bin" / "python"), "-m", "pip", "install", "pipx"], tmp_path, timeout=300)
+    home, bin_dir = tmp_path / "pipx-home", tmp_path / "pipx-bin"
+    env = clean_env(
+        PATH=f"{bin_dir}{os.pathsep}{tool / 'bin'}{os.pathsep}{os.environ['PATH']}",
+        PIPX_HOME=str(home),
+        PIPX_BIN_DIR=str(bin_dir),
+        PIPX_MAN_DIR=str(tmp_path / "pipx-man"),
+    )
+    for command in readme_commands():
+        if command.startswith("pipx "):
+            run(["bash", "-c", command], tmp_path, env=env, timeout=300)
+    assert "Cookiecutter 2." in run(["cookiecutter", "--version"], tmp_path, env=env).stdout
+    run(["cruft", "--help"], tmp_path, env=env)
+    typer = run(
+        [
+            str(home / "venvs" / "cruft" / "bin" / "python"),
+            "-c",
+            "import typer; print(typer.__version__)",
+        ],
+        tmp_path,
+        env=env,
+    ).stdout.strip()
+    assert tuple(int(part) for part in typer.split(".")[:2]) < (0, 29), typer

@@ -37,7 +37,8 @@ preload_app = False
 # the process that took it: with two workers, a poll that reaches the other
 # one answers 404 (24 to 50 percent of polls, measured on a design that did).
 # Scale with threads here, and with TASK_MAX_WORKERS for the tasks themselves.
-workers = 1
+# WEB_CONCURRENCY is read as gunicorn would, so that on_starting refuses it too.
+workers = _setting("WEB_CONCURRENCY", "1", int, "a whole number >= 1")
 worker_class = "gthread"
 threads = _setting("GUNICORN_THREADS", "8", int, "a whole number >= 1")
 
@@ -69,6 +70,17 @@ def on_starting(server):
     A bad setting then stops the server with one line naming the key, rather
     than a traceback from every worker that fails to boot.
     """
+{%- if cookiecutter.task_backend == "threads" %}
+    # The final count: this file, WEB_CONCURRENCY, GUNICORN_CMD_ARGS and the
+    # command line (--workers) have all been applied by now.
+    if server.cfg.workers != 1:
+        raise SystemExit(
+            f"{{ cookiecutter.project_slug }}: refusing {server.cfg.workers} worker processes: "
+            "tasks live in one process's memory, so a poll reaching another process "
+            "answers 404; serve with 1 worker (more threads: GUNICORN_THREADS), or bake "
+            "with task_backend=celery to run several processes."
+        )
+{% endif %}
     from flask import Flask
 
     from {{ cookiecutter.project_slug }}.app import configure
