@@ -8,6 +8,11 @@ layer, the README's code goes in as a user puts it: its imports at the top of
 ``routes.py``, its definitions before ``init_app``, the lines it adds to
 ``init_app`` at its end. The threads backend stands for both: neither the view
 nor its test depends on where tasks run.
+
+With flask-smorest, the suite includes schemathesis, which calls the
+README's operation with what the document admits: a third trial found that
+the README's own input advice (``Integer(strict=True)``) refused a whole
+number written ``238.0``, a valid JSON Schema ``integer``.
 """
 
 import re
@@ -17,6 +22,15 @@ import pytest
 from conftest import CHOICES, PYTHON, RUFF, clean_env, run
 
 PYTHON_BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
+# Prints the paths of a flask-smorest bake's OpenAPI document.
+DOCUMENTED_PATHS = (
+    "from {slug} import create_app\n"
+    "app = create_app({{'SECRET_KEY': 'x'}})\n"
+    "print(*app.test_client().get('/docs/openapi.json').get_json()['paths'])\n"
+    "from {slug}.tasks import task_engine\n"
+    "with app.app_context():\n"
+    "    task_engine().shutdown()\n"
+)
 
 
 def readme_view_and_test(readme):
@@ -29,9 +43,21 @@ def readme_view_and_test(readme):
     return blocks[0], test
 
 
+# The line that starts init_app, annotated or not: def init_app(app: Flask) -> None:
+INIT_APP = re.compile(r"^def init_app\(app\b[^)]*\)[^:\n]*:", re.MULTILINE)
+
+
+def _split_init(code):
+    """``code`` before ``init_app``, its ``def`` line, and its body (empty without one)."""
+    found = INIT_APP.search(code)
+    if found is None:
+        return code, "", ""
+    return code[: found.start()], found.group(), code[found.end() :]
+
+
 def add_to_routes(routes, snippet):
     """``routes.py`` with the README's snippet added where a user would add each part."""
-    code, _, init_app = snippet.partition("def init_app(app):")
+    code, _, init_app = _split_init(snippet)
     lines = code.splitlines()
     imports = [line for line in lines if line.startswith(("import ", "from "))]
     definitions = "\n".join(line for line in lines if not line.startswith(("import ", "from ")))
@@ -41,8 +67,12 @@ def add_to_routes(routes, snippet):
         if line.strip() not in ("", "...") and line.strip() not in routes
     ]
     docstring_end = routes.index('"""', 3) + 3
+    future = "\n\nfrom __future__ import annotations\n"
+    if routes[docstring_end:].startswith(future):
+        docstring_end += len(future)  # the one import that must stay first
     head, rest = routes[:docstring_end], routes[docstring_end:]
-    before_init, init = rest.split("\ndef init_app(app):", 1)
+    before_init, header, init = _split_init(rest)
+    assert header, "routes.py has no init_app"
     assert "\ndef " not in init, "init_app is not the last function of routes.py"
     return (
         head
@@ -51,7 +81,8 @@ def add_to_routes(routes, snippet):
         + before_init
         + "\n"
         + definitions
-        + "\n\ndef init_app(app):"
+        + "\n\n"
+        + header
         + init.rstrip("\n")
         + "\n"
         + "".join(f"{line}\n" for line in new_init_lines)
@@ -73,6 +104,12 @@ def test_the_readmes_view_and_its_test_pass(bake, rest_layer):
         [PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider"], project, env=env, timeout=300
     )
     assert " passed" in result.stdout.splitlines()[-1]
+    if rest_layer == "flask-smorest":
+        # The suite's schemathesis tests call every operation of the document: this one too.
+        paths = run(
+            [PYTHON, "-c", DOCUMENTED_PATHS.format(slug=project.name)], project, env=env
+        ).stdout.split()
+        assert "/reports/{name}" in paths
     assert (
         "test_reports.py"
         in run(

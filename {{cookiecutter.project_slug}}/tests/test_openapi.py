@@ -4,6 +4,7 @@ schemathesis generates requests from the served document and checks every
 answer against it, with its default checks.
 """
 
+import json
 import re
 import uuid
 from urllib.parse import urljoin, urlsplit
@@ -11,15 +12,17 @@ from urllib.parse import urljoin, urlsplit
 import marshmallow as ma
 import pytest
 import schemathesis
-from flask import current_app
+from flask import Response, current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from helpers import wait_for
 from hypothesis import HealthCheck, settings
 from openapi_spec_validator import validate
 
-from {{ cookiecutter.project_slug }} import async_api, create_app
+from {{ cookiecutter.project_slug }} import async_api, create_app, current_task
 from {{ cookiecutter.project_slug }}.openapi import api_of
+from {{ cookiecutter.project_slug }}.schemas import WholeNumber
+from {{ cookiecutter.project_slug }}.tasks import task_engine
 from {{ cookiecutter.project_slug }}.tasks.decorator import is_async_view
 
 # A view of the tests' own, documented by nothing but its decorators.
@@ -28,7 +31,8 @@ test_jobs = Blueprint("test_jobs", __name__, description="A view the tests add."
 
 
 class ProbeJobRequestSchema(ma.Schema):
-    rows = ma.fields.List(ma.fields.Integer(strict=True), required=True)
+    # Bounded, so that schemathesis also sends whole numbers written 3.0.
+    rows = ma.fields.List(WholeNumber(validate=ma.validate.Range(min=0)), required=True)
 
 
 class ProbeJobSchema(ma.Schema):
@@ -42,9 +46,26 @@ class ProbeJob(MethodView):
     @test_jobs.response(201, ProbeJobSchema)
     @async_api
     def post(self, body, name):
-        if name == "held":
+        if name == "reporting":
+            current_task.report(12.5, "an eighth")
+        if name in ("held", "reporting"):
             current_app.extensions["test_gate"].hold()
         return {"name": name, "rows": len(body["rows"])}
+
+
+# Not UTF-8: a client that reads it as text fails.
+FILE_BYTES = bytes(range(256))
+
+
+@test_jobs.route("/test-files/<name>")
+class ProbeFile(MethodView):
+    @test_jobs.response(200, content_type="application/octet-stream", description="The file.")
+    @test_jobs.alt_response(201, content_type="text/csv", description="As CSV.", success=True)
+    @async_api
+    def get(self, name):
+        if name == "csv":
+            return Response("a,b\n1,2\n", 201, mimetype="text/csv")
+        return Response(FILE_BYTES, mimetype="application/octet-stream")
 
 
 def with_test_jobs(app):
@@ -60,7 +81,8 @@ def document_app():
 # serves it and runs nothing; the tests then call an app whose tasks run.
 _app = document_app()
 schema = schemathesis.openapi.from_wsgi("/docs/openapi.json", _app)
-_app.extensions["task_engine"].shutdown()
+with _app.app_context():
+    task_engine().shutdown()
 
 SCHEMATHESIS_SETTINGS = settings(
     max_examples=40,
@@ -84,7 +106,8 @@ def owner_per_idempotency_key(request):
 def checked_app(make_app, gate):
     # Tasks finish at once, and the queue never fills: a 503 would hide the rest.
     app = with_test_jobs(make_app(EXAMPLE_TASK_SECONDS=0.001, TASK_MAX_QUEUED=1000))
-    app.extensions["task_engine"].owner_loader(owner_per_idempotency_key)
+    with app.app_context():
+        task_engine().owner_loader(owner_per_idempotency_key)
     app.extensions["test_gate"] = gate  # where POST /test-jobs/held waits
     return app
 
@@ -93,7 +116,8 @@ def checked_app(make_app, gate):
 def document():
     app = document_app()
     yield app.test_client().get("/docs/openapi.json").get_json()
-    app.extensions["task_engine"].shutdown()
+    with app.app_context():
+        task_engine().shutdown()
 
 
 def test_the_document_is_valid_openapi(document):
@@ -157,6 +181,38 @@ def test_a_users_view_is_documented_by_its_decorators(document):
     assert {"$ref": "#/components/schemas/ProbeJob"} in answers
 
 
+def test_every_operation_has_an_operation_id_of_its_own(document):
+    """Client generators name their functions after them."""
+    ids = [
+        operation.get("operationId")
+        for item in document["paths"].values()
+        for operation in item.values()
+        if isinstance(operation, dict)
+    ]
+    assert None not in ids
+    assert len(ids) == len(set(ids))
+    # Made from the view's endpoint: they stay as long as the view's name does.
+    assert document["paths"]["/test-jobs/{name}"]["post"]["operationId"] == (
+        "post_test_jobs_probe_job"
+    )
+    assert document["paths"]["/test-files/{name}"]["get"]["operationId"] == (
+        "get_test_jobs_probe_file"
+    )
+
+
+def test_a_file_answer_is_documented_as_a_file(document):
+    """A view that names its content type and no schema: a client reads the body as bytes."""
+    status = document["paths"]["/status/{task_id}"]["get"]["responses"]
+    content = status["200"]["content"]
+    # A generated client reads a status code's first content type it knows.
+    assert next(iter(content)) == "application/octet-stream"
+    file = {"type": "string", "format": "binary"}
+    assert file in content["application/octet-stream"]["schema"]["anyOf"]
+    assert {"type": "string"} in status["201"]["content"]["text/csv"]["schema"]["anyOf"]
+    accepted = document["paths"]["/test-files/{name}"]["get"]["responses"]["202"]
+    assert "200" in accepted["description"]
+
+
 def test_the_status_operations_document_every_answer(document):
     paths = document["paths"]
     status = paths["/status/{task_id}"]
@@ -187,9 +243,27 @@ def test_document_settings_from_the_environment_stay_text(monkeypatch):
     try:
         document = app.test_client().get("/docs/openapi.json").get_json()
     finally:
-        app.extensions["task_engine"].shutdown()
+        with app.app_context():
+            task_engine().shutdown()
     assert document["info"]["version"] == "1.0"
     validate(document)
+
+
+def swagger_ui_config(page):
+    """The settings the docs page hands Swagger UI."""
+    return json.loads(re.search(r"override_config = (.*);", page).group(1))
+
+
+@pytest.mark.parametrize("config", [None, {"deepLinking": True}])
+def test_the_docs_page_sends_the_document_to_no_online_validator(make_app, config):
+    """Swagger UI's default validatorUrl would show every reader's browser the
+    validator.swagger.io badge, with the document's URL, on any host but localhost."""
+    app = make_app(**({} if config is None else {"OPENAPI_SWAGGER_UI_CONFIG": config}))
+    page = app.test_client().get("/docs/", base_url="https://api.example.com/")
+    settings = swagger_ui_config(page.get_data(as_text=True))
+    assert "validatorUrl" in settings
+    assert settings["validatorUrl"] is None
+    assert settings.items() >= (config or {}).items()
 
 
 def asset_urls(page):
@@ -288,3 +362,51 @@ def test_a_finished_tasks_own_answer_is_documented(checked_app):
     )
     answer = poll_until_done(checked_app, {"task_id": submitted.json()["id"]})
     assert (answer.status_code, answer.json()) == (201, {"name": "q3", "rows": 3})
+
+
+def test_a_tasks_fractional_progress_is_documented(checked_app, gate):
+    submitted = call(
+        checked_app,
+        "POST /test-jobs/{name}",
+        path_parameters={"name": "reporting"},
+        body={"rows": [1]},
+        media_type="application/json",
+    )
+    task = {"task_id": submitted.json()["id"]}
+    gate.wait_entered()
+    running = call(checked_app, "GET /status/{task_id}", path_parameters=task)
+    assert running.json()["progress"] == {"percent": 12.5, "message": "an eighth"}
+    gate.open()
+    assert poll_until_done(checked_app, task).status_code == 201
+
+
+def test_a_whole_number_written_with_a_fraction_is_taken(checked_app):
+    """JSON Schema's integer admits 3.0, so the document does: the view takes it as 3."""
+    submitted = call(
+        checked_app,
+        "POST /test-jobs/{name}",
+        path_parameters={"name": "floats"},
+        body={"rows": [1, 3.0]},
+        media_type="application/json",
+    )
+    answer = poll_until_done(checked_app, {"task_id": submitted.json()["id"]})
+    assert answer.json() == {"name": "floats", "rows": 2}
+
+
+@pytest.mark.parametrize("row", [2.5, "3", True])
+def test_what_is_no_whole_number_is_refused_at_the_submit(checked_app, row):
+    answer = checked_app.test_client().post("/test-jobs/bad", json={"rows": [row]})
+    assert answer.status_code == 422
+    assert answer.get_json()["errors"] == {"json": {"rows": {"0": ["Not a valid integer."]}}}
+
+
+@pytest.mark.parametrize(
+    ("name", "content_type"), [("f", "application/octet-stream"), ("csv", "text/csv")]
+)
+def test_a_task_answering_a_file_answers_as_documented(checked_app, name, content_type):
+    submitted = call(checked_app, "GET /test-files/{name}", path_parameters={"name": name})
+    answer = poll_until_done(checked_app, {"task_id": submitted.json()["id"]})
+    (answered_type,) = answer.headers["content-type"]
+    assert answered_type.startswith(content_type)
+    if name == "f":
+        assert answer.content == FILE_BYTES

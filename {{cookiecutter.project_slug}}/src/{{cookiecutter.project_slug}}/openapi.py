@@ -4,18 +4,31 @@
 ``AsyncApiPlugin`` documents every ``@async_api`` operation as what it really
 answers (a ``202`` and a task to poll); Swagger UI is served by the service
 itself, from the flask-swagger-ui package, so the docs need no CDN.
+
+flask-smorest ships no types. ``Blueprint`` is its blueprint with the types
+of the decorators this service uses, so that a view under them stays
+checkable; ``ProblemApi`` says the types of what it overrides.
 """
+
+from __future__ import annotations
 
 import copy
 import http
 import json
+import re
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-import flask_swagger_ui
-from apispec import BasePlugin
-from flask import Blueprint, current_app, request, send_from_directory
-from flask_smorest import Api
-from flask_smorest.utils import prepare_response
+import flask
+import flask_smorest  # type: ignore[import-untyped]
+import flask_swagger_ui  # type: ignore[import-untyped]
+from apispec import APISpec, BasePlugin
+from flask import Flask, current_app, request, send_from_directory
+from flask_smorest.utils import prepare_response  # type: ignore[import-untyped]
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import Rule
+from werkzeug.wrappers import Response
 
 from .schemas import TASK_STATUSES, HealthSchema, ProblemSchema, TaskMonitorSchema
 from .settings import keep_environment_text
@@ -23,7 +36,14 @@ from .tasks.decorator import is_async_view
 from .tasks.owners import MAX_IDEMPOTENCY_KEY_LENGTH
 from .tasks.problems import PROBLEM_MIMETYPE, http_error_handler, problem_for_exception
 
+# A piece of the OpenAPI document (an operation, a response, a schema): JSON.
+Doc = dict[str, Any]
+
 SWAGGER_UI_ASSETS = Path(flask_swagger_ui.__file__).parent / "dist"
+# Swagger UI's own settings. Left at its default, validatorUrl sends the
+# document's URL to validator.swagger.io from every browser that opens the
+# page (on any host but localhost): the docs stay on this service.
+SWAGGER_UI_CONFIG: Doc = {"validatorUrl": None}
 
 # flask-smorest's settings; each can be overridden like any other setting.
 DEFAULTS = {
@@ -35,6 +55,7 @@ DEFAULTS = {
     "OPENAPI_SWAGGER_UI_PATH": "/",
     # Relative to the page, so that the docs also work under a mount prefix.
     "OPENAPI_SWAGGER_UI_URL": "swagger-ui/",
+    "OPENAPI_SWAGGER_UI_CONFIG": SWAGGER_UI_CONFIG,
 }
 
 # The headers of an answer that says to poll again.
@@ -44,7 +65,36 @@ STATUS_OPERATION = "get_task_status"
 CANCEL_OPERATION = "cancel_task"
 
 
-class ProblemApi(Api):
+Decorated = TypeVar("Decorated", bound=Callable[..., Any])
+Decorator = Callable[[Decorated], Decorated]
+
+
+class Blueprint(flask_smorest.Blueprint):  # type: ignore[misc]  # untyped
+    """flask-smorest's ``Blueprint``, whose decorators keep the type of what they decorate.
+
+    Use it as flask-smorest's own: it only adds types. (``@blp.arguments``
+    adds an argument to the view, which a type cannot say: the view keeps
+    its own signature, its body stays checked.)
+    """
+
+    if TYPE_CHECKING:
+
+        def route(self, rule: str, **options: Any) -> Decorator[Any]: ...
+        def arguments(self, schema: Any, **options: Any) -> Decorator[Any]: ...
+        def response(
+            self, status_code: int, schema: Any = None, **options: Any
+        ) -> Decorator[Any]: ...
+        def alt_response(
+            self, status_code: int, response: Any = None, **options: Any
+        ) -> Decorator[Any]: ...
+        def doc(self, **options: Any) -> Decorator[Any]: ...
+        def paginate(self, pager: Any = None, **options: Any) -> Decorator[Any]: ...
+
+        @property
+        def etag(self) -> Decorator[Any]: ...
+
+
+class ProblemApi(flask_smorest.Api):  # type: ignore[misc]  # untyped
     """flask-smorest's ``Api``, answering and documenting errors as problems.
 
     Every error is ``application/problem+json`` whichever layer raised it, a
@@ -57,11 +107,16 @@ class ProblemApi(Api):
     # code as expected; each operation lists the codes it answers instead.
     DEFAULT_ERROR_RESPONSE_NAME = None
 
-    def init_app(self, app, *, spec_kwargs=None):
+    def init_app(self, app: Flask, *, spec_kwargs: Mapping[str, Any] | None = None) -> None:
         for key, value in DEFAULTS.items():
             app.config.setdefault(key, value)
         # Set in the environment, "1.0" is a version, not a number.
         keep_environment_text(app.config, DEFAULTS)
+        # Settings of the page's own (deepLinking, say) keep the validator off.
+        app.config["OPENAPI_SWAGGER_UI_CONFIG"] = {
+            **SWAGGER_UI_CONFIG,
+            **app.config["OPENAPI_SWAGGER_UI_CONFIG"],
+        }
         spec_kwargs = dict(spec_kwargs or {})
         spec_kwargs["extra_plugins"] = [*spec_kwargs.get("extra_plugins", ()), AsyncApiPlugin(app)]
         super().init_app(app, spec_kwargs=spec_kwargs)
@@ -70,7 +125,7 @@ class ProblemApi(Api):
         if assets is not None:
             app.register_blueprint(assets)
 
-    def handle_http_exception(self, error):
+    def handle_http_exception(self, error: HTTPException) -> Response:
         """Answer ``error`` as a problem, with what ``abort`` or webargs said about it.
 
         ``flask_smorest.abort(404, message="...")`` gives the problem's
@@ -90,34 +145,34 @@ class ProblemApi(Api):
         response.headers.update(data.get("headers") or {})
         return response
 
-    def _openapi_json(self):
+    def _openapi_json(self) -> Response:
         """The document, naming as its server the URL it was reached under.
 
         Behind a mount prefix, Swagger UI's "Try it out" then calls the
         operations under that prefix too.
         """
-        document = self.spec.to_dict()
+        document: Doc = self.spec.to_dict()
         document.setdefault("servers", [{"url": request.script_root or "/"}])
         return current_app.response_class(
             json.dumps(document, indent=2), mimetype="application/json"
         )
 
-    def _register_responses(self):
+    def _register_responses(self) -> None:
         """Name each status's response, as flask-smorest does, errors as problems."""
         for status in http.HTTPStatus:
-            response = {"description": status.phrase}
+            response: Doc = {"description": status.phrase}
             if status >= 400:
                 response["schema"] = self.ERROR_SCHEMA
                 prepare_response(response, self.spec, PROBLEM_MIMETYPE)
             self.spec.components.response(status.name, response, lazy=True)
 
 
-def api_of(app):
+def api_of(app: Flask) -> ProblemApi:
     """The app's ``ProblemApi``: ``api_of(app).register_blueprint(blp)`` documents ``blp``."""
-    return app.extensions["openapi"]
+    return cast(ProblemApi, app.extensions["openapi"])
 
 
-def swagger_ui_assets(config):
+def swagger_ui_assets(config: Mapping[str, Any]) -> flask.Blueprint | None:
     """A blueprint serving Swagger UI's files beside the docs page, and the site's icon.
 
     The page names its files relative to itself, so that it also works under
@@ -130,7 +185,7 @@ def swagger_ui_assets(config):
         return None
     page_url = f"/{prefix.strip('/')}/{page.lstrip('/')}".replace("//", "/")
     folder_url = page_url[: page_url.rfind("/") + 1]
-    assets = Blueprint(
+    assets = flask.Blueprint(
         "swagger_ui",
         __name__,
         static_folder=SWAGGER_UI_ASSETS,
@@ -138,14 +193,15 @@ def swagger_ui_assets(config):
     )
 
     @assets.get("/favicon.ico")
-    def favicon():
+    def favicon() -> Response:
         return send_from_directory(SWAGGER_UI_ASSETS, "favicon-32x32.png")
 
     return assets
 
 
-def problem_doc(description, headers=None):
-    response = {
+def problem_doc(description: str, headers: Doc | None = None) -> Doc:
+    """A problem answer (``application/problem+json``) saying ``description``."""
+    response: Doc = {
         "description": description,
         "content": {PROBLEM_MIMETYPE: {"schema": ref("schemas", "Problem")}},
     }
@@ -166,13 +222,14 @@ class AsyncApiPlugin(BasePlugin):
     references, and new ones are named by their component name.
     """
 
-    def __init__(self, app):
+    def __init__(self, app: Flask) -> None:
         super().__init__()
         self.app = app
-        self.status_operation = None  # GET /status/{task_id}, once documented
-        self.task_answers = []  # (status code, response) async operations moved there
+        self.status_operation: Doc | None = None  # GET /status/{task_id}, once documented
+        self.task_answers: list[tuple[str, Doc]] = []  # what async operations moved there
+        self.operation_ids: set[str] = set()
 
-    def init_spec(self, spec):
+    def init_spec(self, spec: APISpec) -> None:
         super().init_spec(spec)
         self.spec = spec
         spec.components.schema("Problem", schema=ProblemSchema)
@@ -207,22 +264,50 @@ class AsyncApiPlugin(BasePlugin):
             },
         )
 
-    def operation_helper(self, path=None, operations=None, **kwargs):
-        rule = kwargs.get("rule")
-        view = self.app.view_functions.get(rule.endpoint) if rule is not None else None
+    def operation_helper(
+        self, path: str | None = None, operations: dict[str, Doc] | None = None, **kwargs: Any
+    ) -> None:
+        rule: Rule | None = kwargs.get("rule")
+        if rule is None or operations is None:
+            return
+        view = self.app.view_functions[rule.endpoint]
         for method, operation in operations.items():
-            if operation.get("operationId") == STATUS_OPERATION:
+            handler = handler_of(view, method)
+            declare_bodies(handler, operation)
+            self.name_operation(operation, method, rule)
+            if operation["operationId"] == STATUS_OPERATION:
                 self.status_operation = operation
                 for code, answer in self.task_answers:
                     self.add_task_answer(code, answer)
-            elif view is not None and is_async_view(view, method.upper()):
-                refuse_async_above_arguments(view, method, rule.rule)
+            elif is_async_view(view, method.upper()):
+                refuse_async_above_arguments(handler, method, rule.rule)
                 for code, answer in self.document_async(operation):
                     self.task_answers.append((code, answer))
                     if self.status_operation is not None:
                         self.add_task_answer(code, answer)
 
-    def document_async(self, operation):
+    def name_operation(self, operation: Doc, method: str, rule: Rule) -> None:
+        """Give ``operation`` an ``operationId``, unless its view gives one.
+
+        flask-smorest gives none, and a client generator names its functions
+        after them: ``get_example_answer`` for GET on the endpoint
+        ``example.Answer``, so the name stays as long as the view's does. An
+        endpoint served at several paths adds the path's words.
+        """
+        name = operation.get("operationId")
+        if name is None:
+            name = snake_case(f"{method} {rule.endpoint}")
+            if name in self.operation_ids:
+                name = snake_case(f"{name} {rule.rule}")
+            if name in self.operation_ids:
+                raise TypeError(
+                    f"{method.upper()} {rule.rule}: give it an operationId of its own"
+                    " (@blp.doc(operationId=...)), its derived one is taken"
+                )
+            operation["operationId"] = name
+        self.operation_ids.add(name)
+
+    def document_async(self, operation: Doc) -> list[tuple[str, Doc]]:
         """Answer ``202`` and the submit's problems; return the answers that move away."""
         responses = by_code(operation.get("responses", {}))
         answers = {code: responses.pop(code) for code in list(responses) if is_success(code)}
@@ -256,7 +341,7 @@ class AsyncApiPlugin(BasePlugin):
             (code, self.resolved(answer)) for code, answer in [*answers.items(), *errors.items()]
         ]
 
-    def accepted(self, answers):
+    def accepted(self, answers: Mapping[str, Doc | str]) -> Doc:
         """The ``202`` of an async operation, saying where its own answers come from."""
         later = ", ".join(
             f"{code} ({describe(self.resolved(response))})" for code, response in answers.items()
@@ -284,78 +369,137 @@ class AsyncApiPlugin(BasePlugin):
             },
         }
 
-    def resolved(self, response):
+    def resolved(self, response: Doc | str) -> Doc:
         """``response`` written out: a named one (``"NOT_FOUND"``) is looked up."""
         if isinstance(response, dict) and "$ref" in response:
-            response = response["$ref"].rsplit("/", 1)[-1]
+            response = str(response["$ref"]).rsplit("/", 1)[-1]
         if isinstance(response, str):
             self.spec.components.get_ref("response", response)  # registers a lazy one
             response = self.spec.components.responses[response]
-        response = copy.deepcopy(response)
-        for name, header in response.get("headers", {}).items():
+        written: Doc = copy.deepcopy(response)
+        for name, header in written.get("headers", {}).items():
             if isinstance(header, str):
-                response["headers"][name] = ref("headers", header)
-        return response
+                written["headers"][name] = ref("headers", header)
+        return written
 
-    def add_task_answer(self, code, answer):
+    def add_task_answer(self, code: str, answer: Doc) -> None:
         """Document under the status operation that a finished task may answer ``answer``."""
+        assert self.status_operation is not None  # called once it is documented
         responses = by_code(self.status_operation.get("responses", {}))
-        held = responses.get(code)
-        if held is None:
-            held = {
+        documented: Doc | None = responses.get(code)
+        if documented is None:
+            documented = {
                 "description": f"The answer of the operation that made the task: {describe(answer)}"
             }
         else:
-            held = self.resolved(held)
-        merge_content(held, answer)
+            documented = self.resolved(documented)
+        merge_content(documented, answer)
         # Every answer about a known task says where it stands.
         headers = {"Task-Status": ref("headers", "Task-Status"), **answer.get("headers", {})}
         for name, header in headers.items():
-            held.setdefault("headers", {}).setdefault(name, header)
-        responses[code] = held
+            documented.setdefault("headers", {}).setdefault(name, header)
+        responses[code] = documented
         self.status_operation["responses"] = responses
 
 
-def merge_content(held, answer):
-    """Let ``held`` say, for each content type, that its body may also be ``answer``'s."""
+def merge_content(documented: Doc, answer: Doc) -> None:
+    """Let ``documented`` say, for each content type, that its body may also be ``answer``'s."""
     for content_type, media in answer.get("content", {}).items():
         if "schema" not in media:
             continue
-        target = held.setdefault("content", {}).setdefault(content_type, {})
+        target = documented.setdefault("content", {}).setdefault(content_type, {})
         schemas = target.setdefault("schema", {"anyOf": []})
         if "anyOf" not in schemas:
             target["schema"] = schemas = {"anyOf": [schemas]}
         if media["schema"] not in schemas["anyOf"]:
             schemas["anyOf"].append(media["schema"])
+    # A client generator reads a status code's first content type that it
+    # knows. A file first is read as bytes, and a JSON answer under the same
+    # code (a cancelled task's monitor) still arrives, as bytes; JSON first
+    # would decode a file as text and crash.
+    if "content" in documented:
+        held["content"] = dict(sorted(held["content"].items(), key=lambda item: is_json(item[0])))
 
 
-def ref(kind, name):
+def declare_bodies(handler: Callable[..., Any], operation: Doc) -> None:
+    """Document the body of each answer the view gives a content type and no schema.
+
+    flask-smorest drops such a content type (``@blp.response(200,
+    content_type="application/pdf")``, for a view that returns a file), and
+    a client generator would then know nothing of the body.
+    """
+    declared = getattr(handler, "_apidoc", {}).get("response", {}).get("responses", {})
+    responses = by_code(operation.get("responses", {}))
+    for code, docs in by_code(declared).items():
+        response = responses.get(code)
+        if not isinstance(response, dict):
+            continue  # a named response, documented where it is defined
+        for doc in docs if isinstance(docs, list) else []:
+            content_type = doc.get("content_type") if isinstance(doc, dict) else None
+            if content_type is not None and "schema" not in doc:
+                media = response.setdefault("content", {}).setdefault(content_type, {})
+                media.setdefault("schema", body_schema(content_type))
+    operation["responses"] = responses
+
+
+def body_schema(content_type: str) -> Doc:
+    """The schema of a body of ``content_type`` whose view says nothing more of it."""
+    if is_json(content_type):
+        return {}
+    if content_type.startswith("text/"):
+        return {"type": "string"}
+    # What client generators read as a file (bytes), as OpenAPI 3.1 still allows.
+    return {"type": "string", "format": "binary"}
+
+
+def is_json(content_type: str) -> bool:
+    """Whether ``content_type`` is JSON (``application/json``, ``application/problem+json``)."""
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or media.endswith("+json")
+
+
+def snake_case(text: str) -> str:
+    """``get_example_answer`` for ``get example.Answer``: a name for a client's function."""
+    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", text)
+    return re.sub(r"[^0-9A-Za-z]+", "_", words).strip("_").lower()
+
+
+def ref(kind: str, name: str) -> Doc:
     """A reference to the component ``name`` of ``kind`` (``"schemas"``, ``"headers"``)."""
     return {"$ref": f"#/components/{kind}/{name}"}
 
 
-def by_code(responses):
+def by_code(responses: Mapping[Any, Any]) -> dict[str, Any]:
     """Responses keyed by status code as text, as the document writes them."""
-    return {str(code): response for code, response in responses.items()}
+    # int() first: an HTTPStatus would print its name on Python 3.10.
+    return {
+        str(int(code)) if isinstance(code, int) else str(code): response
+        for code, response in responses.items()
+    }
 
 
-def is_success(code):
+def is_success(code: str) -> bool:
     """Whether a documented status code (``"200"``, ``"2XX"``) is not an error."""
     return code[:1] in ("1", "2", "3")
 
 
-def describe(response):
-    return response.get("description", "")
+def describe(response: Doc) -> str:
+    return str(response.get("description", ""))
 
 
-def refuse_async_above_arguments(view, method, rule):
+def handler_of(view: Callable[..., Any], method: str) -> Callable[..., Any]:
+    """What runs ``method`` on ``view``: a ``MethodView``'s method, or the function itself."""
+    handler = getattr(getattr(view, "view_class", None), method.lower(), None)
+    return cast(Callable[..., Any], handler) if callable(handler) else view
+
+
+def refuse_async_above_arguments(handler: Callable[..., Any], method: str, rule: str) -> None:
     """Stop at start when ``@async_api`` is above ``@blp.arguments`` on an operation.
 
     Bad input would then become a task that fails later, while the document
     promises a 422 at the submit.
     """
-    handler = getattr(getattr(view, "view_class", None), method.lower(), None) or view
-    wrapper = handler
+    wrapper: Callable[..., Any] | None = handler
     while wrapper is not None:
         # Decorators inside @async_api's wrapper do not carry its mark.
         if not getattr(wrapper, "async_api", False) and "arguments" in getattr(

@@ -9,6 +9,7 @@ from helpers import comparable
 
 from {{ cookiecutter.project_slug }} import async_api
 from {{ cookiecutter.project_slug }}.openapi import api_of
+from {{ cookiecutter.project_slug }}.schemas import WholeNumber
 
 # Names of the tests' own, so as not to clash with a user's views and schemas.
 blp = Blueprint("test_widgets", __name__)
@@ -25,8 +26,8 @@ class ProbeWidgetSchema(ma.Schema):
 
 
 class ProbeOrderSchema(ma.Schema):
-    # strict: in JSON, 2.5 (or 2.0) is no whole number.
-    count = ma.fields.Integer(required=True, strict=True)
+    # In JSON, 2.0 is a whole number and 2.5 is not, nor is "2".
+    count = WholeNumber(required=True)
 
 
 def widget(query, name):
@@ -98,6 +99,12 @@ def test_the_response_schema_shapes_the_tasks_answer(client, poll_done):
     assert done.get_json() == {"name": "gear", "size": 2}
 
 
+def test_a_whole_number_may_be_written_with_a_fraction(client, poll_done):
+    """What the document's integer admits: 2.0 is 2, as JSON Schema says."""
+    done = poll_done(client, client.post("/async/widgets/gear", json={"count": 2.0}).location)
+    assert done.get_json() == {"name": "gear", "size": 2}
+
+
 def test_errors_in_views_are_problems_with_their_message(client, poll_done):
     done = poll_done(client, client.get("/async/widgets/missing").headers["Location"])
     assert done.status_code == 404
@@ -113,6 +120,7 @@ def test_errors_in_views_are_problems_with_their_message(client, poll_done):
         ("get", "/async/widgets/gear?size=1.5", None, ("query", "size")),
         ("post", "/async/widgets/gear", {}, ("json", "count")),
         ("post", "/async/widgets/gear", {"count": 2.5}, ("json", "count")),
+        ("post", "/async/widgets/gear", {"count": "2"}, ("json", "count")),
     ],
 )
 def test_invalid_input_is_a_problem_and_no_task(app, client, held_tasks, method, url, body, wrong):

@@ -4,14 +4,16 @@ To remove it, delete this file and ``tests/test_example.py``, and the two
 lines of ``app.py`` that name ``example``.
 """
 
+from __future__ import annotations
+
 import time
+from typing import Any
 
 import marshmallow as ma
-from flask import current_app
+from flask import Flask, current_app
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
-from .openapi import api_of
+from .openapi import Blueprint, api_of
 from .settings import ConfigError
 from .tasks import async_api, current_task
 
@@ -25,7 +27,7 @@ blp = Blueprint("example", __name__, description="Any path, worked on in the bac
 # What /<path:path> takes: no line break (Flask's path converter stops at
 # one), no leading slash, and none of the paths the service's other routes
 # take (with the docs at their default place, /docs/).
-PATH_PARAMETER = {
+PATH_PARAMETER: dict[str, Any] = {
     "in": "path",
     "name": "path",
     "description": "Any path that no other route of the service takes.",
@@ -48,12 +50,12 @@ class Answer(MethodView):
     @blp.response(200, AnswerSchema, description="The answer about the path.")
     @blp.alt_response(404, description="The path holds a line break: no route takes it.")
     @async_api
-    def get(self, path):
+    def get(self, path: str) -> dict[str, str]:
         """Work on the path for EXAMPLE_TASK_SECONDS, then answer about it."""
         return {"answer": work_on(path)}
 
 
-def work_on(path):
+def work_on(path: str) -> str:
     """Work for ``EXAMPLE_TASK_SECONDS``, reporting progress, then answer about ``path``."""
     pause = current_app.config["EXAMPLE_TASK_SECONDS"] / STEPS
     for step in range(1, STEPS + 1):
@@ -66,7 +68,7 @@ def work_on(path):
     return f"The answer is: {path}"
 
 
-def init_app(app):
+def init_app(app: Flask) -> None:
     """Serve the example, after checking its setting."""
     seconds = app.config.setdefault("EXAMPLE_TASK_SECONDS", DEFAULT_SECONDS)
     if type(seconds) not in (int, float) or not 0 < seconds < float("inf"):

@@ -5,22 +5,38 @@ OpenAPI document at ``/docs/openapi.json`` and Swagger UI at ``/docs/``.
 Register a blueprint of your own there, so that it is documented too.
 """
 
-from flask.views import MethodView
-from flask_smorest import Blueprint
+from __future__ import annotations
 
-from .openapi import CANCEL_OPERATION, POLL_HEADER_NAMES, STATUS_OPERATION, ProblemApi, ref
+from typing import Any
+
+from flask import Flask
+from flask.typing import ResponseReturnValue
+from flask.views import MethodView
+
+from .openapi import (
+    CANCEL_OPERATION,
+    POLL_HEADER_NAMES,
+    STATUS_OPERATION,
+    Blueprint,
+    Decorator,
+    Doc,
+    ProblemApi,
+    ref,
+)
 from .schemas import HealthSchema, ProblemSchema, TaskMonitorSchema
 from .tasks import STATUS_RULE_OPTIONS, STATUS_RULES, task_engine
 from .tasks.problems import PROBLEM_MIMETYPE
 
 blp = Blueprint("tasks", __name__, description="The tasks that `@async_api` operations start.")
 
-TASK_HEADERS = {"Task-Status": ref("headers", "Task-Status")}
+TASK_HEADERS: dict[str, Doc] = {"Task-Status": ref("headers", "Task-Status")}
 POLL_HEADERS = {name: ref("headers", name) for name in POLL_HEADER_NAMES}
 RETRY_HEADERS = {"Retry-After": ref("headers", "Retry-After")}
 
 
-def problem(status_code, description, headers=None):
+def problem(
+    status_code: int, description: str, headers: dict[str, Doc] | None = None
+) -> Decorator[Any]:
     """Document a problem answer."""
     return blp.alt_response(
         status_code,
@@ -55,7 +71,7 @@ class TaskStatus(MethodView):
     @problem(404, UNKNOWN)
     @problem(500, "The task failed with an unexpected error.", TASK_HEADERS)
     @problem(503, UNAVAILABLE, RETRY_HEADERS)
-    def get(self, task_id=""):
+    def get(self, task_id: str = "") -> ResponseReturnValue:
         """Poll a task: 202 while it works, then its own answer."""
         return task_engine().status_response(task_id)
 
@@ -77,7 +93,7 @@ class TaskStatus(MethodView):
     @blp.alt_response(204, description="The task was done: it is forgotten.", success=True)
     @problem(404, UNKNOWN)
     @problem(503, UNAVAILABLE, RETRY_HEADERS)
-    def delete(self, task_id=""):
+    def delete(self, task_id: str = "") -> ResponseReturnValue:
         """Cancel a task, or forget a finished one."""
         return task_engine().cancel_response(task_id)
 
@@ -93,7 +109,7 @@ class Health(MethodView):
         description="The task store cannot be reached.",
         headers=RETRY_HEADERS,
     )
-    def get(self):
+    def get(self) -> ResponseReturnValue:
         """Whether the service can take and answer tasks."""
         return task_engine().health_response()
 
@@ -103,7 +119,7 @@ blp.route(TASK_STATUS_RULE, **STATUS_RULE_OPTIONS)(TaskStatus)
 blp.route("/health")(Health)
 
 
-def init_app(app):
+def init_app(app: Flask) -> None:
     api = ProblemApi(app)
     api.register_blueprint(blp)
     # A status URL with no id answers 404 like any unknown id. It is no
