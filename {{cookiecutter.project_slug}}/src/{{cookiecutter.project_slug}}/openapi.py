@@ -418,7 +418,9 @@ def merge_content(documented: Doc, answer: Doc) -> None:
     # code (a cancelled task's monitor) still arrives, as bytes; JSON first
     # would decode a file as text and crash.
     if "content" in documented:
-        held["content"] = dict(sorted(held["content"].items(), key=lambda item: is_json(item[0])))
+        documented["content"] = dict(
+            sorted(documented["content"].items(), key=lambda item: is_json(item[0]))
+        )
 
 
 def declare_bodies(handler: Callable[..., Any], operation: Doc) -> None:
