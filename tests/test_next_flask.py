@@ -2,8 +2,8 @@
 
 Flask 3.2's request-dispatch methods take the app context as their first
 parameter; the engine's replay of a request calls them. A wheel built from
-Flask's development branch sits beside this repository in
-``../shared/wheels/`` (``NEXT_FLASK_WHEEL`` names another). A plain-Flask bake
+Flask's development branch is kept in ``tests/wheels/`` (``NEXT_FLASK_WHEEL``
+names another). A plain-Flask bake
 is installed for development into a fresh venv as its README says, the wheel
 over the released Flask, and the bake's suite runs in that venv's Python,
 warnings as errors. Without the wheel the test skips here and fails under
@@ -22,7 +22,8 @@ from test_python_versions import fresh_venv
 
 from conftest import CHOICES, TEMPLATE, run
 
-WHEELS = TEMPLATE.parent / "shared" / "wheels"
+# Kept in the repository, so that any clone has it; a team's shared folder beside it next.
+WHEEL_FOLDERS = (TEMPLATE / "tests" / "wheels", TEMPLATE.parent / "shared" / "wheels")
 
 
 def next_flask_wheel():
@@ -31,9 +32,9 @@ def next_flask_wheel():
         if not wheel.is_file():
             pytest.fail(f"NEXT_FLASK_WHEEL={wheel} is not a file", pytrace=False)
         return wheel
-    wheels = sorted(WHEELS.glob("flask-3.2*.whl"))
+    wheels = sorted(wheel for folder in WHEEL_FOLDERS for wheel in folder.glob("flask-3.2*.whl"))
     if not wheels:
-        message = f"no Flask 3.2 wheel in {WHEELS} (or NEXT_FLASK_WHEEL)"
+        message = f"no Flask 3.2 wheel in {WHEEL_FOLDERS[0]} (or NEXT_FLASK_WHEEL)"
         if os.environ.get("CI") == "true":
             pytest.fail(f"{message}: CI must test the next Flask", pytrace=False)
         pytest.skip(message)
