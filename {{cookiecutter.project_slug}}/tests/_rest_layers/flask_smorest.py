@@ -1,6 +1,8 @@
 """With flask-smorest: a MethodView method under ``@blp.arguments`` and ``@blp.response``
 becomes a task, answers as it would synchronously, and bad input never becomes a task."""
 
+import asyncio
+
 import marshmallow as ma
 import pytest
 from flask.views import MethodView
@@ -71,6 +73,17 @@ class AsyncItems(MethodView):
         return [{"name": f"item {number}", "size": number} for number in range(12)]
 
 
+@blp.route("/async/awaited/<name>")
+class AwaitedWidget(MethodView):
+    """An ``async def`` method: its answer, not an unawaited coroutine, is serialised."""
+
+    @blp.response(200, ProbeWidgetSchema)
+    @async_api
+    async def get(self, name):
+        await asyncio.sleep(0)
+        return {"name": name, "size": 4}
+
+
 @blp.route("/sync/guarded")
 class Guarded(MethodView):
     @blp.alt_response(401, response="UNAUTHORIZED")
@@ -97,6 +110,12 @@ def test_the_response_schema_shapes_the_tasks_answer(client, poll_done):
     done = poll_done(client, client.post("/async/widgets/gear", json={"count": 2}).location)
     assert done.status_code == 200
     assert done.get_json() == {"name": "gear", "size": 2}
+
+
+def test_an_async_method_answers_its_serialised_value(client, poll_done):
+    done = poll_done(client, client.get("/async/awaited/gear").location)
+    assert (done.status_code, done.get_json()) == (200, {"name": "gear", "size": 4})
+    assert done.headers["Task-Status"] == "succeeded"
 
 
 def test_a_whole_number_may_be_written_with_a_fraction(client, poll_done):
