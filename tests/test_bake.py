@@ -189,17 +189,18 @@ def test_baked_seconds_land_in_the_settings(bake):
 def baked_settings(project):
     """The baked seconds, read by the baked package itself in a subprocess.
 
-    Both the ``DEFAULTS`` of its settings module and the config of an app made
+    Both the defaults of its settings module (``COMMON``) and the config of an app made
     by ``create_app()`` must hold them.
     """
     slug = slug_of(project)
     script = (
         "import json\n"
         f"from {slug} import create_app\n"
-        f"from {slug}.settings import DEFAULTS\n"
+        f"from {slug}.settings import COMMON\n"
         "keys = ('TASK_CLEANUP_INTERVAL', 'TASK_RETENTION')\n"
         "app = create_app({'TESTING': True, 'SECRET_KEY': 'x'})\n"
-        "print(json.dumps([{k: DEFAULTS[k] for k in keys}, {k: app.config[k] for k in keys}]))\n"
+        "defaults = {k: COMMON.defaults[k] for k in keys}\n"
+        "print(json.dumps([defaults, {k: app.config[k] for k in keys}]))\n"
     )
     result = run(
         [PYTHON, "-c", script], project, env=clean_env(PYTHONPATH=str(project / "src")), timeout=60

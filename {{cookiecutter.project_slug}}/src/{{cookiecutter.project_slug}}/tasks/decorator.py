@@ -57,7 +57,7 @@ def _dispatched_directly(wrapper: Callable[..., Any]) -> bool:
     if view_function is wrapper:
         return True
     view_class = getattr(view_function, "view_class", None)
-    # flask-restful's method_decorators wrap each method where we cannot see.
+    # A resource's method_decorators wrap each method where we cannot see.
     if view_class is None or getattr(view_class, "method_decorators", None):
         return False
     return _handler(view_class, request.method) is wrapper
@@ -91,7 +91,7 @@ class Submitted(HTTPException):
 
     An HTTP exception that carries its response, as ``abort(response)``
     raises: the engine's error handler answers it, and so does any REST
-    layer that handles HTTP errors itself (a flask-restful ``Api``).
+    layer that handles HTTP errors itself.
     """
 
     code = 202
