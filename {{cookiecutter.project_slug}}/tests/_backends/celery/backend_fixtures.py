@@ -31,7 +31,11 @@ def find_redis_server():
 
 
 REDIS_SERVER = find_redis_server()
-redis_process = factories.redis_proc(executable=REDIS_SERVER or "redis-server", port=None)
+# save: Redis writes its data on the way down and reads it back on start, so
+# that a test can stop it and start it again as a restart with persistence.
+redis_process = factories.redis_proc(
+    executable=REDIS_SERVER or "redis-server", port=None, save="3600 1"
+)
 
 
 @pytest.fixture(scope="session")

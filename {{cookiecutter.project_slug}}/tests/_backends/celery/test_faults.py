@@ -213,6 +213,34 @@ def test_redis_down_answers_503_in_bounded_time_then_recovers(redis_server, web_
     assert client.get("/nap/5").status_code == 202
 
 
+def test_a_redis_outage_shorter_than_the_lease_fails_no_finished_task(
+    redis_server, web_app, worker_process, poll_done
+):
+    worker, log = worker_process(FLASK_TASK_LEASE="20", FLASK_TASK_MAX_WORKERS="3")
+    client = web_app(TASK_LEASE=20, TASK_CLEANUP_INTERVAL=0.2).test_client()
+    locations = [client.get("/nap/0.5").headers["Location"] for _ in range(3)]
+    wait_for(
+        lambda: all(client.get(at).headers.get("Task-Status") == "running" for at in locations),
+        timeout=20,
+        what="the worker to start the tasks",
+    )
+    redis_server.stop()  # Redis persists its data on the way down, as with AOF
+    try:
+        # Down until every view has finished and failed to record its end.
+        wait_for(
+            lambda: log.read_bytes().count(b"finished, but Redis could not be told") >= 3,
+            timeout=15,
+            what="the views to finish while Redis is down",
+        )
+    finally:
+        redis_server.start()
+    for location in locations:
+        done = poll_done(client, location, timeout=30)
+        assert done.status_code == 200, done.get_data()
+        assert done.get_data() == b"slept 0.5"
+        assert done.headers["Task-Status"] == "succeeded"
+
+
 def test_a_stalled_redis_answers_503_in_bounded_time(app, poll_done):
     client = app.test_client()
     known = client.get("/async/echo/a").headers["Location"]

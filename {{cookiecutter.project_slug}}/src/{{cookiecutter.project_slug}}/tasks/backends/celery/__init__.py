@@ -36,6 +36,12 @@ WORKER_LOST_PROBLEM = problem(
     " before the task finished.",
 )
 
+# Seconds between tries to record a task's end while Redis is away: doubling
+# from the first to the last, so that a short blip costs little and a long
+# outage is not hammered.
+FINISH_RETRY_FIRST = 0.05
+FINISH_RETRY_MAX = 1.0
+
 
 class CeleryBackend:
     """Tasks in Redis, run by Celery workers."""
@@ -141,20 +147,49 @@ class CeleryBackend:
 
     def run(self, task_id: str) -> None:
         """In a worker: run the task, unless it was cancelled, expired or already taken."""
+        claimed_at = time.monotonic()
         request = self.store.start(task_id, self.lease)
         if request is None:
             return
-        running = _Running(self.store, task_id, self.app)
+        running = _Running(self.store, task_id, self.app, claimed_at + self.lease)
+        # The lease is kept while the end is recorded too: a Redis outage
+        # shorter than the lease must not fail a task whose view finished.
         with self._leases.renewed(running):
             outcome = run_task(self.app, running, request)
-        self._finish(task_id, outcome)
+            self._finish(running, outcome)
 
-    def _finish(self, task_id: str, outcome: Outcome) -> None:
-        try:
-            self.store.finish(task_id, *outcome)
-        except Unavailable:
-            # The lease is no longer renewed: the reaper will end the task.
-            self.app.logger.exception("Task %s finished, but Redis could not be told", task_id)
+    def _finish(self, running: _Running, outcome: Outcome) -> None:
+        """Record how the task ended, trying again for as long as its lease holds.
+
+        FINISH acts only on a running task, so a try whose reply was lost
+        and the try after it record the end once.
+        """
+        pause = FINISH_RETRY_FIRST
+        while True:
+            try:
+                self.store.finish(running.id, *outcome)
+                return
+            except Unavailable as error:
+                left = running.lease_ends - time.monotonic()
+                if left <= 0:
+                    # The reaper fails the task now: its answer is lost.
+                    self.app.logger.error(
+                        "Task %s finished, but Redis could not be told before its lease"
+                        " lapsed (%s): it will be reported failed",
+                        running.id,
+                        error.__cause__,
+                    )
+                    return
+                if pause == FINISH_RETRY_FIRST:
+                    self.app.logger.warning(
+                        "Task %s finished, but Redis could not be told (%s):"
+                        " trying again for up to %.0f s, while its lease holds",
+                        running.id,
+                        error.__cause__,
+                        left,
+                    )
+                time.sleep(min(pause, left))
+                pause = min(pause * 2, FINISH_RETRY_MAX)
 
 
 class _Running:
@@ -164,12 +199,15 @@ class _Running:
     # tight loop must not flood Redis, and a cancel still shows at once.
     CANCEL_CHECK_INTERVAL = 0.25
 
-    def __init__(self, store: RedisTaskStore, task_id: str, app: Flask) -> None:
+    def __init__(self, store: RedisTaskStore, task_id: str, app: Flask, lease_ends: float) -> None:
         self._store = store
         self._app = app
         self._cancelled = False
         self._checked_at = float("-inf")
         self.id = task_id
+        # When (time.monotonic) the lease last taken or renewed lapses at the
+        # latest: the time before the call that took it, plus the lease.
+        self.lease_ends = lease_ends
 
     @property
     def cancelled(self) -> bool:
@@ -228,8 +266,11 @@ class _Leases:
             with self._lock:
                 running = list(self._running.values())
             for task in running:
+                asked_at = time.monotonic()
                 try:
-                    if not self._store.renew(task.id, self._lease):
+                    if self._store.renew(task.id, self._lease):
+                        task.lease_ends = asked_at + self._lease
+                    else:
                         self._logger.warning(
                             "Task %s lost its lease (it was failed as stopped): asking it to stop",
                             task.id,
