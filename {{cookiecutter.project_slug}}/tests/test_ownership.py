@@ -2,7 +2,11 @@
 
 import hashlib
 import hmac
+import statistics
 import threading
+import time
+
+from {{ cookiecutter.project_slug }} import async_api
 
 ALICE = {"Authorization": "Bearer alice"}
 BOB = {"Authorization": "Bearer bob"}
@@ -91,3 +95,33 @@ def test_two_owners_racing_on_one_id(client, gate):
     assert set(answers["alice"]) == {202}
     assert set(answers["bob"]) == {404}
     gate.open()
+
+
+def large_answer_task(app, poll_done, size=5 * 1024 * 1024):
+    """A finished task of ALICE's whose answer is ``size`` bytes; its status URL."""
+
+    @app.get("/async/large")
+    @async_api
+    def large():
+        return "x" * size
+
+    client = app.test_client()
+    location = client.get("/async/large", headers=ALICE).headers["Location"]
+    assert len(poll_done(client, location, headers=ALICE).get_data()) == size
+    return location
+
+
+def test_another_owners_poll_costs_what_an_unknown_ids_costs(make_app, poll_done):
+    app = make_app()
+    location = large_answer_task(app, poll_done)
+    client = app.test_client()
+    unknown = "/status/AAAAAAAAAAAAAAAAAAAAAA"
+    timings = {location: [], unknown: []}
+    for _ in range(300):  # alternating, so that both meet the same state of the machine
+        for url, samples in timings.items():
+            started = time.perf_counter()
+            assert client.get(url, headers=BOB).status_code == 404
+            samples.append(time.perf_counter() - started)
+    others, unknowns = (statistics.median(samples) for samples in timings.values())
+    # Reading the 5 MB answer first would cost several times an unknown id's poll.
+    assert others < unknowns * 1.5, f"{others * 1e6:.0f} µs vs {unknowns * 1e6:.0f} µs"

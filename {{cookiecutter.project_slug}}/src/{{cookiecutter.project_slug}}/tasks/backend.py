@@ -109,14 +109,20 @@ class TaskBackend(Protocol):
         the backend cannot be reached.
         """
 
-    def get(self, task_id: str) -> TaskState | None:
-        """The task, or None if it never existed, expired or was forgotten."""
+    def get(self, task_id: str, requester: bytes | None) -> TaskState | None:
+        """The task, or None if it never existed, expired, was forgotten, or is not
+        ``requester``'s to see (``owners.may_see``).
 
-    def cancel(self, task_id: str) -> tuple[str | None, TaskState | None]:
+        Another owner's task costs what an unknown id costs: nothing of it
+        (its answer, its request) is read before its owner matches.
+        """
+
+    def cancel(self, task_id: str, requester: bytes | None) -> tuple[str | None, TaskState | None]:
         """Cancel a queued task, ask a running one to stop, forget a finished one.
 
-        Returns the status the task had before (None if it was gone already),
-        and the task as it is now (None once forgotten).
+        Returns the status the task had before (None if it was gone already,
+        or is not ``requester``'s), and the task as it is now (None once
+        forgotten).
         """
 
     def healthy(self) -> bool:

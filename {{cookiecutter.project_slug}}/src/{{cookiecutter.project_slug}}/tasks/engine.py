@@ -34,7 +34,6 @@ from .owners import (
     MAX_IDEMPOTENCY_KEY_LENGTH,
     authorization_owner,
     fingerprint,
-    may_see,
     owner_hash,
     same_request,
     valid_idempotency_key,
@@ -176,14 +175,11 @@ class TaskEngine:
     def cancel_response(self, task_id: str) -> Response:
         """Answer ``DELETE``: cancel a queued task, stop a running one, forget a finished one."""
         try:
-            task = self._find(task_id)
-            if task is None:
-                return problem_response(UNKNOWN_TASK_PROBLEM)
-            previous, task = self.backend.cancel(task.id)
+            previous, task = self.backend.cancel(task_id, self._requester())
         except Unavailable:
             return self._unavailable(UNAVAILABLE_PROBLEM)
         if previous is None:
-            return problem_response(UNKNOWN_TASK_PROBLEM)  # gone meanwhile
+            return problem_response(UNKNOWN_TASK_PROBLEM)
         if task is None:
             forgotten = Response(status=204)
             del forgotten.headers["Content-Type"]  # there is no content
@@ -222,14 +218,15 @@ class TaskEngine:
         """The task, if it exists and the current request may see it.
 
         Another owner's task is as unknown as one that never existed. The
-        requester's hash is computed first, so that the cost of a poll does
-        not tell whether the id exists.
+        requester's hash is computed before the backend is asked, and the
+        backend compares owners before it reads anything else, so that the
+        cost of a poll does not tell whether the id exists.
         """
-        requester = self._owner(_unproxied(request))
-        task = self.backend.get(task_id)
-        if task is None or not may_see(task.owner, requester):
-            return None
-        return task
+        return self.backend.get(task_id, self._requester())
+
+    def _requester(self) -> bytes | None:
+        """The keyed hash of the current request's owner: whose tasks it may see."""
+        return self._owner(_unproxied(request))
 
     def _monitor(self, task: TaskState, status_code: int) -> Response:
         return monitor_response(task, status_code, request.script_root, self.retry_after)

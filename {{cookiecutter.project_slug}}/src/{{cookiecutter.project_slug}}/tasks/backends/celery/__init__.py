@@ -101,12 +101,12 @@ class CeleryBackend:
                 raise
         return task, new
 
-    def get(self, task_id: str) -> StoredTask | None:
+    def get(self, task_id: str, requester: bytes | None) -> StoredTask | None:
         self.cleaner.start()
-        return self.store.get(task_id)
+        return self.store.get(task_id, requester)
 
-    def cancel(self, task_id: str) -> tuple[str | None, StoredTask | None]:
-        return self.store.cancel(task_id)
+    def cancel(self, task_id: str, requester: bytes | None) -> tuple[str | None, StoredTask | None]:
+        return self.store.cancel(task_id, requester)
 
     def healthy(self) -> bool:
         """Whether Redis takes a write now (a full or read-only Redis refuses tasks)."""

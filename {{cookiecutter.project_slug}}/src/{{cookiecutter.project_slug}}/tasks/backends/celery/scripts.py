@@ -18,7 +18,7 @@ lost would run twice. A client that gets no answer answers 503, and the
 client of the service tries again.
 """
 
-# Shared by every script: the time now, and expiry of a finished task.
+# Shared by every script: the time now, whose a task is, and a finished task's end.
 _PRELUDE = """
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
@@ -26,6 +26,15 @@ local function expire(task, retention)
   redis.call('PEXPIRE', task, retention)
   local scope = redis.call('HGET', task, 'scope')
   if scope then redis.call('PEXPIRE', scope, retention) end
+end
+-- Another owner's task is answered as if it did not exist, and before
+-- anything else of it is read: its answer may be large, and the time to
+-- read it would tell that the task exists. Owners are keyed hashes; Lua
+-- interns every string, so comparing two compares two pointers, whatever
+-- bytes they share. requester is '' for none.
+local function others(task, requester)
+  local owner = redis.call('HGET', task, 'owner')
+  return owner and owner ~= requester
 end
 local function forget(task, id)
   local scope = redis.call('HGET', task, 'scope')
@@ -107,24 +116,47 @@ expire(KEYS[1], ARGV[6])
 return status
 """
 
+# The fields a poll reads, in this order; never the request or its body.
+READ_FIELDS = (
+    "status",
+    "created",
+    "updated",
+    "owner",
+    "fp",
+    "progress",
+    "cancel",
+    "error",
+    "head",
+    "answer",
+)
+
+# read: a task as its requester may see it: READ_FIELDS' values (all nil:
+# no such task), or false (another owner's).
+# KEYS: task    ARGV: requester or '', READ_FIELDS...
+READ = """
+if others(KEYS[1], ARGV[1]) then return false end
+return redis.call('HMGET', KEYS[1], unpack(ARGV, 2))
+"""
+
 # cancel: a queued task ends cancelled and never starts; a running one is
 # asked to stop; a finished one is forgotten. Returns the status before and
-# the task's fields after (none once forgotten).
-# KEYS: task, queued set    ARGV: id, retention (ms), cancelled problem
+# the task's fields after (none once forgotten); false for another owner's.
+# KEYS: task, queued set    ARGV: requester or '', id, retention (ms), cancelled problem
 CANCEL = """
+if others(KEYS[1], ARGV[1]) then return false end
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return {false, {}} end
 if status == 'queued' then
-  redis.call('HSET', KEYS[1], 'status', 'cancelled', 'updated', now, 'error', ARGV[3])
+  redis.call('HSET', KEYS[1], 'status', 'cancelled', 'updated', now, 'error', ARGV[4])
   redis.call('HDEL', KEYS[1], 'request', 'body')
-  redis.call('ZREM', KEYS[2], ARGV[1])
-  expire(KEYS[1], ARGV[2])
+  redis.call('ZREM', KEYS[2], ARGV[2])
+  expire(KEYS[1], ARGV[3])
 elseif status == 'running' then
   if redis.call('HSETNX', KEYS[1], 'cancel', '1') == 1 then
     redis.call('HSET', KEYS[1], 'updated', now)
   end
 else
-  forget(KEYS[1], ARGV[1])
+  forget(KEYS[1], ARGV[2])
 end
 return {status, redis.call('HGETALL', KEYS[1])}
 """
@@ -171,6 +203,7 @@ ALL = {
         "start": START,
         "renew": RENEW,
         "report": REPORT,
+        "read": READ,
         "finish": FINISH,
         "cancel": CANCEL,
         "forget": FORGET,

@@ -151,7 +151,8 @@ class RedisTaskStore:
         if outcome == b"busy":
             raise Busy
         if outcome == b"held":
-            return self.get(cast(bytes, detail).decode()), False
+            # Held under this owner's key: its owner is this one.
+            return self.get(cast(bytes, detail).decode(), owner), False
         # What the script wrote, without another trip to read it back.
         fields: dict[bytes, bytes] = {b"status": b"queued", b"created": detail, b"updated": detail}
         if owner is not None:
@@ -160,20 +161,33 @@ class RedisTaskStore:
             fields[b"fp"] = fingerprint
         return StoredTask(task_id, fields), True
 
-    def get(self, task_id: str) -> StoredTask | None:
-        with redis_unavailable():
-            fields: dict[bytes, bytes] = self.redis.hgetall(self._key(task_id))  # type: ignore[assignment]
-        return StoredTask(task_id, fields) if fields else None
+    def get(self, task_id: str, requester: bytes | None) -> StoredTask | None:
+        """The task, unless it is gone or another owner's (whose fields are never read)."""
+        values: list[bytes | None] | None = self._call(
+            "read", [self._key(task_id)], [requester or b"", *scripts.READ_FIELDS]
+        )
+        if not values or values[0] is None:
+            return None
+        fields = {
+            name.encode(): value
+            for name, value in zip(scripts.READ_FIELDS, values, strict=True)
+            if value is not None
+        }
+        return StoredTask(task_id, fields)
 
-    def cancel(self, task_id: str) -> tuple[str | None, StoredTask | None]:
-        """Cancel, ask to stop, or forget: the status before (None: gone), and the task now."""
-        before: bytes | None
-        after: list[bytes]
-        before, after = self._call(
+    def cancel(self, task_id: str, requester: bytes | None) -> tuple[str | None, StoredTask | None]:
+        """Cancel, ask to stop, or forget: the status before (None: gone, or another
+        owner's), and the task now."""
+        reply: list[Any] | None = self._call(
             "cancel",
             [self._key(task_id), self._queued],
-            [task_id, self._retention_ms, json.dumps(CANCELLED_PROBLEM)],
+            [requester or b"", task_id, self._retention_ms, json.dumps(CANCELLED_PROBLEM)],
         )
+        if reply is None:
+            return None, None
+        before: bytes | None
+        after: list[bytes]
+        before, after = reply
         if before is None:
             return None, None
         fields = dict(zip(after[::2], after[1::2], strict=True))

@@ -16,6 +16,7 @@ from flask import Flask
 
 from ...backend import FAILED, QUEUED, RUNNING, Busy, Idempotency, Progress
 from ...cleaner import Cleaner
+from ...owners import may_see
 from ...problems import problem
 from ...replay import Outcome, run_task
 from ...snapshot import RequestSnapshot, ResponseSnapshot
@@ -89,11 +90,12 @@ class ThreadBackend:
             raise Busy
         return task, True
 
-    def get(self, task_id: str) -> Task | None:
-        return self.store.get(task_id)
-
-    def cancel(self, task_id: str) -> tuple[str | None, Task | None]:
+    def get(self, task_id: str, requester: bytes | None) -> Task | None:
         task = self.store.get(task_id)
+        return task if task is not None and may_see(task.owner, requester) else None
+
+    def cancel(self, task_id: str, requester: bytes | None) -> tuple[str | None, Task | None]:
+        task = self.get(task_id, requester)
         if task is None:
             return None, None
         previous = self.store.request_cancel(task)
