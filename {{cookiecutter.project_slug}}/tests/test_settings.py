@@ -20,6 +20,7 @@ def test_defaults_are_the_baked_answers(monkeypatch):
         assert app.config["TASK_RETRY_AFTER"] == 1
         assert app.config["TASK_MAX_WORKERS"] >= 1
         assert app.config["TASK_MAX_QUEUED"] >= 0
+        assert app.config["TASK_MAX_ANSWER_BYTES"] == 16 * 1024 * 1024
     finally:
         app.extensions["task_engine"].shutdown()
 
@@ -58,6 +59,9 @@ def test_retry_after_setting_reaches_clients(make_app):
         ("TASK_RETRY_AFTER", 0),
         ("TASK_RETRY_AFTER", 1.5),
         ("MAX_CONTENT_LENGTH", 0),
+        ("TASK_MAX_ANSWER_BYTES", 0),
+        ("TASK_MAX_ANSWER_BYTES", 1.5),
+        ("TASK_MAX_ANSWER_BYTES", None),
     ],
 )
 def test_bad_value_stops_the_app_naming_the_key(key, value):

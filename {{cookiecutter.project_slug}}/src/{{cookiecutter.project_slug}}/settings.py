@@ -80,12 +80,16 @@ COMMON = Settings(
         # Largest request body, in bytes (Flask's own key): every queued task
         # holds its request's body until it runs. Larger bodies answer 413.
         "MAX_CONTENT_LENGTH": 1024 * 1024,
+        # Largest answer body a task keeps, in bytes: every finished task holds
+        # its answer for TASK_RETENTION. A larger answer fails the task.
+        "TASK_MAX_ANSWER_BYTES": 16 * 1024 * 1024,
     },
     rules={
         "TASK_RETENTION": Rule(positive, "a number > 0"),
         "TASK_CLEANUP_INTERVAL": Rule(positive, "a number > 0"),
         "TASK_RETRY_AFTER": Rule(whole(1), "a whole number >= 1"),
         "MAX_CONTENT_LENGTH": Rule(optional(whole(1)), "a whole number of bytes >= 1, or null"),
+        "TASK_MAX_ANSWER_BYTES": Rule(whole(1), "a whole number of bytes >= 1"),
         "SECRET_KEY": Rule(optional(lambda value: isinstance(value, str | bytes)), "a string"),
     },
     text_keys=frozenset({"SECRET_KEY"}),

@@ -35,6 +35,15 @@ def problem(status: int, detail: str, title: str | None = None) -> Problem:
 CANCELLED_PROBLEM = problem(409, "The task was cancelled before it finished.")
 
 
+def answer_too_large_problem(limit: int) -> Problem:
+    """The problem of a task whose view answered more than it may keep."""
+    return problem(
+        500,
+        f"The task's answer was larger than TASK_MAX_ANSWER_BYTES ({limit} bytes):"
+        " nothing of it was kept.",
+    )
+
+
 def problem_for_exception(error: BaseException | None) -> Problem:
     """The problem a raised exception stands for; never its text or traceback."""
     if not isinstance(error, HTTPException) or error.code is None:

@@ -18,8 +18,8 @@ from werkzeug.exceptions import InternalServerError
 
 from .backend import FAILED, SUCCEEDED
 from .context import running_task
-from .problems import Problem, problem_for_exception, problem_response
-from .snapshot import ResponseSnapshot
+from .problems import Problem, answer_too_large_problem, problem_for_exception, problem_response
+from .snapshot import AnswerTooLarge, ResponseSnapshot
 
 if TYPE_CHECKING:
     from .backend import RunningTask
@@ -42,6 +42,9 @@ def run_task(app: Flask, task: RunningTask, request: RequestSnapshot) -> Outcome
     token = running_task.set(task)
     try:
         return _replay(app, request)
+    except AnswerTooLarge as too_large:
+        app.logger.warning("Task %s failed: %s (TASK_MAX_ANSWER_BYTES)", task.id, too_large)
+        return Outcome(FAILED, None, answer_too_large_problem(too_large.limit))
     except BaseException:
         # _replay turns every Exception into an answer; this is SystemExit
         # or the like. The task must still end, and the worker go on.
@@ -56,6 +59,7 @@ def _replay(app: Flask, request: RequestSnapshot) -> Outcome:
 
     Those run on each poll instead, on the response rebuilt for it.
     """
+    max_bytes: int = app.config["TASK_MAX_ANSWER_BYTES"]
     with app.request_context(request.to_environ()) as context:
         flask = _Dispatch(app, context)
         try:
@@ -67,25 +71,28 @@ def _replay(app: Flask, request: RequestSnapshot) -> Outcome:
             except Exception as raised:
                 status, error = FAILED, problem_for_exception(raised)
                 rv = flask.handle_user_exception(raised)
-            answer = ResponseSnapshot.capture(app.make_response(rv), status)
+            answer = ResponseSnapshot.capture(app.make_response(rv), status, max_bytes)
             return Outcome(status, answer, error)
+        except AnswerTooLarge:
+            raise  # the view did its work; its answer is what cannot be kept
         except Exception as unhandled:
             # As Flask's handle_exception does: error monitors (Sentry, say)
             # listen for this signal.
             got_request_exception.send(app, _async_wrapper=app.ensure_sync, exception=unhandled)
             flask.log_exception()
-            answer = _server_error(flask, unhandled)
+            answer = _server_error(flask, unhandled, max_bytes)
             return Outcome(FAILED, answer, problem_for_exception(unhandled))
 
 
-def _server_error(flask: _Dispatch, error: Exception) -> ResponseSnapshot:
+def _server_error(flask: _Dispatch, error: Exception, max_bytes: int) -> ResponseSnapshot:
     """The app's own 500 answer, as Flask would give it for ``error``."""
     try:
         rv = flask.handle_user_exception(InternalServerError(original_exception=error))
-        return ResponseSnapshot.capture(flask.app.make_response(rv), FAILED)
+        return ResponseSnapshot.capture(flask.app.make_response(rv), FAILED, max_bytes)
     except Exception:
         flask.log_exception()
-        return ResponseSnapshot.capture(problem_response(problem_for_exception(error)), FAILED)
+        fallback = problem_response(problem_for_exception(error))
+        return ResponseSnapshot.capture(fallback, FAILED, max_bytes)
 
 
 class _Dispatch:

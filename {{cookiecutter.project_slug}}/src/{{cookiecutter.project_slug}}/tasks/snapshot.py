@@ -59,6 +59,14 @@ class RequestSnapshot:
         return environ
 
 
+class AnswerTooLarge(Exception):
+    """A view's answer has more body bytes than a task may keep."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the answer's body is larger than {limit} bytes")
+        self.limit = limit
+
+
 class ResponseSnapshot:
     """Status, headers and body bytes of a finished response."""
 
@@ -69,14 +77,17 @@ class ResponseSnapshot:
         self.body = body
 
     @classmethod
-    def capture(cls, response: WerkzeugResponse, task_status: str) -> ResponseSnapshot:
+    def capture(
+        cls, response: WerkzeugResponse, task_status: str, max_bytes: int
+    ) -> ResponseSnapshot:
         """Read ``response`` whole (a streamed body too) and close it.
 
         ``Task-Status`` joins its headers now, once, rather than on each poll.
+        Raises ``AnswerTooLarge`` once the body passes ``max_bytes``.
         """
         try:
             response.direct_passthrough = False
-            body = response.get_data()
+            body = _read_body(response, max_bytes)
             headers = (*response.headers.items(), ("Task-Status", task_status))
             return cls((response.status, headers), body)
         finally:
@@ -94,6 +105,26 @@ class ResponseSnapshot:
         if response.status_code == 200 and _is_conditional(response):
             _make_conditional(response, request, len(self.body))
         return response
+
+
+def _read_body(response: WerkzeugResponse, max_bytes: int) -> bytes:
+    """The body of ``response``, at most ``max_bytes`` of it, else ``AnswerTooLarge``.
+
+    A streamed body (a generator, a file) is counted as it is read, so that
+    no more than the limit is ever held.
+    """
+    if response.is_sequence:
+        body = response.get_data()
+        if len(body) > max_bytes:
+            raise AnswerTooLarge(max_bytes)
+        return body
+    parts, size = [], 0
+    for part in response.iter_encoded():
+        size += len(part)
+        if size > max_bytes:
+            raise AnswerTooLarge(max_bytes)
+        parts.append(part)
+    return b"".join(parts)
 
 
 def _is_conditional(response: Response) -> bool:
