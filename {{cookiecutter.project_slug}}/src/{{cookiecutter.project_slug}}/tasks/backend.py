@@ -125,8 +125,8 @@ class TaskBackend(Protocol):
         forgotten).
         """
 
-    def healthy(self) -> bool:
-        """Whether the backend can take and answer tasks now."""
+    def why_unavailable(self) -> str | None:
+        """Why the backend cannot take and answer tasks now, in a sentence; None if it can."""
 
     def shutdown(self, timeout: float | None = None) -> None:
         """Stop, as the process exits; see the backend for what happens to tasks."""

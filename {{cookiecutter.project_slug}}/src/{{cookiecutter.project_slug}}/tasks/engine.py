@@ -187,10 +187,11 @@ class TaskEngine:
         return self._monitor(task, 200 if previous == QUEUED else 202)
 
     def health_response(self) -> tuple[dict[str, str], int, dict[str, str]]:
-        """``/health``: 200 while tasks can be taken and answered, else 503."""
-        if self.backend.healthy():
+        """``/health``: 200 while tasks can be taken and answered, else 503 saying why."""
+        reason = self.backend.why_unavailable()
+        if reason is None:
             return {"status": "ok"}, 200, {}
-        body = {"status": "unavailable", "detail": UNAVAILABLE_PROBLEM["detail"]}
+        body = {"status": "unavailable", "detail": reason}
         return body, 503, {"Retry-After": self.retry_after}
 
     # -- helpers --------------------------------------------------------

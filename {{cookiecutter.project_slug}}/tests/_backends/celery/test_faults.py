@@ -269,6 +269,28 @@ def test_a_full_redis_refuses_tasks_and_says_so_at_health(app):
     assert client.get("/health").status_code == 200
 
 
+@pytest.mark.parametrize("policy", ["allkeys-lru", "volatile-ttl"])
+def test_a_redis_that_evicts_keys_is_named_at_start_and_not_ready(app, make_app, caplog, policy):
+    client = app.test_client()
+    redis = app.extensions["task_engine"].backend.redis
+    redis.config_set("maxmemory-policy", policy)
+    try:
+        health = client.get("/health")
+        assert health.status_code == 503
+        assert health.get_json()["status"] == "unavailable"
+        assert policy in health.get_json()["detail"]
+        caplog.clear()
+        make_app()  # a process starting now
+        named = [r for r in caplog.records if "maxmemory-policy" in r.getMessage()]
+        assert len(named) == 1
+        assert named[0].levelname == "WARNING"
+        assert policy in named[0].getMessage()
+        assert "\n" not in named[0].getMessage()
+    finally:
+        redis.config_set("maxmemory-policy", "noeviction")
+    assert client.get("/health").status_code == 200
+
+
 def test_a_lost_message_is_sent_again_after_the_lease(make_app, poll_done, monkeypatch):
     app = make_app(TASK_LEASE=0.3, TASK_CLEANUP_INTERVAL=0.1)
     backend = app.extensions["task_engine"].backend

@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import redis
 from flask import Flask
@@ -35,6 +36,11 @@ WORKER_LOST_PROBLEM = problem(
     "The task's worker stopped, or lost Redis for longer than the task's lease,"
     " before the task finished.",
 )
+
+# The one maxmemory-policy that never drops a key: a full Redis refuses new
+# tasks (503) until retention frees memory, and loses none.
+NO_EVICTION = "noeviction"
+UNREACHABLE = "Redis, which holds the tasks, cannot be reached."
 
 # Seconds between tries to record a task's end while Redis is away: doubling
 # from the first to the last, so that a short blip costs little and a long
@@ -71,6 +77,7 @@ class CeleryBackend:
         # The Celery task a worker runs: its message carries only the task id.
         self.run_task = run
         self._leases = _Leases(self.store, self.lease, app.logger)
+        self._warn_if_evicting()
         # Started by the first request a web process answers, never at import:
         # a thread started before a Celery worker forks its pool would
         # deadlock the forked children.
@@ -108,20 +115,66 @@ class CeleryBackend:
     def cancel(self, task_id: str, requester: bytes | None) -> tuple[str | None, StoredTask | None]:
         return self.store.cancel(task_id, requester)
 
-    def healthy(self) -> bool:
-        """Whether Redis takes a write now (a full or read-only Redis refuses tasks)."""
+    def why_unavailable(self) -> str | None:
+        """Why not, unless Redis takes a write now and keeps every key it is given.
+
+        A full or read-only Redis refuses tasks; one that evicts keys loses
+        them without a word.
+        """
         self.cleaner.start()
         try:
             with redis_unavailable():
-                return bool(self.redis.set(f"{self.app.name}:health", "ok", px=10_000))
+                self.redis.set(f"{self.app.name}:health", "ok", px=10_000)
+            policy = self._eviction_policy()
         except Unavailable:
-            return False
+            return UNREACHABLE
+        if policy not in (None, NO_EVICTION):
+            return f"Redis evicts keys (maxmemory-policy {policy}): tasks would be lost."
+        return None
 
     def shutdown(self, timeout: float | None = None) -> None:
         """Close this process's connections. Tasks are the workers' and Redis's: untouched."""
         self.cleaner.stop()
         self.celery.close()
         self.redis.close()
+
+    def _eviction_policy(self) -> str | None:
+        """Redis's ``maxmemory-policy``; None where Redis will not say.
+
+        ``CONFIG GET`` first; ``INFO``, which managed Redis services that
+        refuse ``CONFIG`` still answer, second.
+        """
+        with redis_unavailable():
+            # redis-py types its replies for its sync and async clients at once.
+            try:
+                config: dict[str, Any] = self.redis.config_get("maxmemory-policy")  # type: ignore[assignment]
+                return str(config["maxmemory-policy"])
+            except (redis.ResponseError, KeyError):
+                pass
+            try:
+                memory: dict[str, Any] = self.redis.info("memory")  # type: ignore[assignment]
+            except redis.ResponseError:
+                return None
+        policy = memory.get("maxmemory_policy")
+        return None if policy is None else str(policy)
+
+    def _warn_if_evicting(self) -> None:
+        """At start: one warning line if Redis may evict task state, or will not say."""
+        try:
+            policy = self._eviction_policy()
+        except Unavailable:
+            return  # not up yet: /health says so, and checks the policy once it is
+        if policy is None:
+            self.app.logger.warning(
+                "Redis does not tell its maxmemory-policy: the task Redis must use"
+                " noeviction, or finished tasks may vanish before their clients read them"
+            )
+        elif policy != NO_EVICTION:
+            self.app.logger.warning(
+                "Redis evicts keys (maxmemory-policy %s): finished tasks may vanish"
+                " before their clients read them; set maxmemory-policy noeviction",
+                policy,
+            )
 
     def _send(self, task_id: str) -> None:
         """Send the message that has a worker run the task: its id, nothing more."""

@@ -108,8 +108,8 @@ class ThreadBackend:
         self.store.discard(task)
         return previous, None
 
-    def healthy(self) -> bool:
-        return not self._stopped
+    def why_unavailable(self) -> str | None:
+        return "The service is stopping: it takes no more tasks." if self._stopped else None
 
     def shutdown(self, timeout: float | None = None) -> None:
         """Stop taking tasks; give running ones ``timeout`` seconds to finish.
