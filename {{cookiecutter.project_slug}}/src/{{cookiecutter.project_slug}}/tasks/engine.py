@@ -45,6 +45,7 @@ from .owners import (
     same_request,
     valid_idempotency_key,
 )
+from .paths import DotSegmentsRemoved
 from .problems import Problem, http_error_handler, problem, problem_response
 from .snapshot import RequestSnapshot
 
@@ -113,6 +114,8 @@ class TaskEngine:
         self.app = app
         self.retry_after = str(app.config["TASK_RETRY_AFTER"])
         app.extensions[EXTENSION_KEY] = self
+        # Before routing: /./status/x must reach the status rules, not a catch-all.
+        app.wsgi_app = DotSegmentsRemoved(app.wsgi_app)  # type: ignore[method-assign]
         app.url_map.converters["task_id"] = TaskIdConverter
         app.url_value_preprocessor(self._read_body_early)
         app.register_error_handler(Submitted, Submitted.get_response)
