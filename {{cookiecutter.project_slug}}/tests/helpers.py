@@ -1,5 +1,6 @@
 """Test doubles and waiting helpers shared by the test modules."""
 
+import http.client
 import io
 import os
 import signal
@@ -210,6 +211,15 @@ def add_nap_view(app):
         return f"slept {seconds}"
 
 
+def add_body_view(app):
+    """``POST /body``: a task that answers the body it was given."""
+
+    @app.post("/body")
+    @async_api
+    def body():
+        return request.get_data()
+
+
 def submit_and_poll_while_cleaning(app, poll_done, prefix, submitters=8, tasks_each=25):
     """``submitters`` threads each submit and poll ``tasks_each`` tasks while
     another runs cleaner passes back to back; returns the ids and any failures."""
@@ -253,6 +263,26 @@ def free_port():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def raw_http(port, message, close_write=False, timeout=5):
+    """Send ``message``, bytes exactly as given, to 127.0.0.1:``port``; the answer.
+
+    With ``close_write`` the client then ends its side of the connection, as
+    a client that stops mid-body does. Returns the answer's status, headers
+    and body once the server has closed the connection too (at once, or when
+    its keep-alive ends): by then it is done with the request, logs included.
+    """
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as connection:
+        connection.sendall(message)
+        if close_write:
+            connection.shutdown(socket.SHUT_WR)
+        answer = http.client.HTTPResponse(connection)
+        answer.begin()
+        body = answer.read()
+        while connection.recv(4096):
+            pass
+        return answer.status, dict(answer.getheaders()), body
 
 
 class Gunicorn:

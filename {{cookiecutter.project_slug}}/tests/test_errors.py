@@ -1,8 +1,10 @@
 """Errors: in views, and ids that name no task."""
 
+import json
 import logging
 
 import pytest
+from helpers import raw_http
 
 from {{ cookiecutter.project_slug }} import async_api
 
@@ -33,7 +35,9 @@ def test_exception_finishes_as_a_500_problem_without_its_text(client, poll_done,
     assert "RuntimeError" in caplog.text
 
 
-@pytest.mark.parametrize("task_id", ["doesnotexist", "A" * 22, "x" * 500, "%00", ".."])
+# Not "..": /status/.. is / (RFC 3986 resolves dot segments, as curl and
+# proxies do before the service sees it), the example's root.
+@pytest.mark.parametrize("task_id", ["doesnotexist", "A" * 22, "x" * 500, "%00", "..."])
 def test_unknown_or_malformed_id_is_a_404_problem(client, task_id):
     response = client.get(f"/status/{task_id}")
     assert response.status_code == 404
@@ -54,6 +58,29 @@ def test_malformed_status_urls_answer_404_and_start_nothing(
         assert response.content_type == "application/problem+json"
         assert "Task-Status" not in response.headers
     assert held_tasks(app) == 1
+
+
+def get_raw(server, path, idempotency_key):
+    """``GET path`` sent as is: a test client might resolve its dot segments itself."""
+    message = (
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nIdempotency-Key: {idempotency_key}\r\n"
+        "Connection: close\r\n\r\n"
+    )
+    return raw_http(server.port, message.encode())
+
+
+@pytest.mark.parametrize("path", ["/./status/x", "/status/./x", "/a/../status/x", "/%2e/status/x"])
+def test_dot_segments_cannot_take_a_status_url_to_the_catch_all(gunicorn, served_env, path):
+    server = gunicorn("served_app:app", **served_env)
+    status, headers, body = get_raw(server, path, "dots")
+    assert status == 404
+    assert headers["Content-Type"] == "application/problem+json"
+    assert "Task-Status" not in headers
+    assert json.loads(body)["status"] == 404
+    # No task was started: the key is still free for the example's own path.
+    status, headers, _ = get_raw(server, "/hello/world", "dots")
+    assert status == 202
+    assert headers["Location"].startswith("/status/")
 
 
 def test_ids_are_long_random_and_have_no_slash(make_app):

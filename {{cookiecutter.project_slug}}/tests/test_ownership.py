@@ -8,6 +8,8 @@ import time
 
 from {{ cookiecutter.project_slug }} import async_api
 
+import pytest
+
 ALICE = {"Authorization": "Bearer alice"}
 BOB = {"Authorization": "Bearer bob"}
 
@@ -70,6 +72,21 @@ def test_owner_is_kept_only_as_a_keyed_hash_and_the_request_is_dropped(app, poll
     assert stored["owner"] == expected
     assert stored.get("request") is None
     assert not any("alice" in repr(value).lower() for value in stored.values())
+
+
+@pytest.mark.parametrize("authorization", ["Bearer ", "Bearer", "bearer   ", " ", "\t"])
+def test_a_scheme_without_credentials_is_no_owner(app, poll_done, stored_task, authorization):
+    client = app.test_client()
+    submitted = client.get("/async/echo/empty", headers={"Authorization": authorization})
+    # Every client sending an empty token would otherwise share one owner.
+    assert stored_task(app, submitted.get_json()["id"]).get("owner") is None
+    assert poll_done(client, submitted.headers["Location"], headers=BOB).status_code == 200
+    assert client.delete(submitted.headers["Location"], headers=ALICE).status_code == 204
+    # A token still owns its task.
+    owned = client.get("/async/echo/owned", headers=ALICE).headers["Location"]
+    assert poll_done(client, owned, headers=ALICE).status_code == 200
+    assert client.get(owned, headers={"Authorization": "Bearer "}).status_code == 404
+    assert client.get(owned).status_code == 404
 
 
 def test_two_owners_racing_on_one_id(client, gate):

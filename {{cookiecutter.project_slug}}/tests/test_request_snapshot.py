@@ -7,7 +7,7 @@ import threading
 
 import pytest
 from flask import abort, request
-from helpers import wait_for
+from helpers import raw_http, wait_for
 from werkzeug.serving import make_server
 
 from {{ cookiecutter.project_slug }} import async_api, current_task
@@ -201,3 +201,51 @@ def test_a_chunked_body_over_the_limit_is_refused_not_cut(make_app, serve, held_
     assert status == 202
     done = poll_done(app.test_client(), headers["Location"])
     assert len(done.get_json()["data"]) == 1000
+
+
+def post_body(headers, body=b""):
+    """A raw ``POST /body`` of the served app: its request line, ``headers`` and ``body``."""
+    lines = ["POST /body HTTP/1.1", "Host: 127.0.0.1", "Content-Type: text/plain", *headers]
+    return "\r\n".join([*lines, "", ""]).encode() + body
+
+
+def assert_bad_request(status, headers, body):
+    assert status == 400
+    assert headers["Content-Type"] == "application/problem+json"
+    assert "Task-Status" not in headers
+    detail = json.loads(body)["detail"]
+    assert detail and "\n" not in detail
+    return detail
+
+
+def test_a_body_shorter_than_its_length_is_refused_not_run(gunicorn, served_env):
+    server = gunicorn("served_app:app", **served_env)
+    headers = ["Content-Length: 100", "Idempotency-Key: short-body"]
+    # The client sends 3 bytes of 100 and stops.
+    answer = raw_http(server.port, post_body(headers, b"abc"), close_write=True)
+    assert "Content-Length" in assert_bad_request(*answer)
+    # Nothing was recorded: the whole body, under the same key, is a new task.
+    whole = raw_http(server.port, post_body([*headers, "Connection: close"], b"abc" + b"d" * 97))
+    assert whole[0] == 202
+    assert "Traceback" not in server.log.read_text()
+
+
+@pytest.mark.parametrize(
+    ("chunked", "close_write"),
+    [(b"zz\r\nabc\r\n0\r\n\r\n", False), (b"64\r\nabc", True)],
+    ids=["malformed", "cut"],
+)
+def test_a_malformed_or_cut_chunked_body_is_refused_without_a_traceback(
+    gunicorn, served_env, chunked, close_write
+):
+    server = gunicorn("served_app:app", **served_env)
+    headers = ["Transfer-Encoding: chunked", "Idempotency-Key: chunked-body"]
+    answer = raw_http(server.port, post_body(headers, chunked), close_write=close_write)
+    assert_bad_request(*answer)
+    # Nothing was recorded: a whole body, under the same key, is a new task.
+    whole_body = b"3\r\nabc\r\n0\r\n\r\n"
+    whole = raw_http(server.port, post_body([*headers, "Connection: close"], whole_body))
+    assert whole[0] == 202
+    log = server.log.read_text()
+    assert "Traceback" not in log
+    assert "Error handling request" not in log

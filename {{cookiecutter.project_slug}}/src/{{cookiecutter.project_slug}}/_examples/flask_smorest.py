@@ -25,7 +25,8 @@ blp = Blueprint("example", __name__, description="Any path, worked on in the bac
 
 
 # What /<path:path> takes: no line break (Flask's path converter stops at
-# one), no leading slash, and none of the paths the service's other routes
+# one), no leading slash, no "." or ".." segment (resolved before routing:
+# ./status is /status), and none of the paths the service's other routes
 # take (with the docs at their default place, /docs/).
 PATH_PARAMETER: dict[str, Any] = {
     "in": "path",
@@ -33,7 +34,7 @@ PATH_PARAMETER: dict[str, Any] = {
     "description": "Any path that no other route of the service takes.",
     "schema": {
         "type": "string",
-        "pattern": r"^(?![^\n]*\n)"
+        "pattern": r"^(?![^\n]*\n)(?!(?:[^\n]*/)?\.\.?(?:/|$))"
         r"(?!(?:status(?:/|$)|health$|favicon\.ico$|docs/?$|docs/openapi\.json$|docs/swagger-ui/))"
         r"[^/]",
     },

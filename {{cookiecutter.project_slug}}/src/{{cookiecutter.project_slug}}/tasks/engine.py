@@ -13,7 +13,13 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from flask import Flask, Request, Response, current_app, request
-from werkzeug.exceptions import RequestedRangeNotSatisfiable, RequestEntityTooLarge
+from werkzeug.exceptions import (
+    BadRequest,
+    ClientDisconnected,
+    HTTPException,
+    RequestedRangeNotSatisfiable,
+    RequestEntityTooLarge,
+)
 from werkzeug.routing import BaseConverter
 from werkzeug.wrappers import Response as WerkzeugResponse
 
@@ -38,6 +44,7 @@ from .owners import (
     same_request,
     valid_idempotency_key,
 )
+from .paths import DotSegmentsRemoved
 from .problems import Problem, http_error_handler, problem, problem_response
 from .snapshot import RequestSnapshot
 
@@ -62,6 +69,11 @@ UNKNOWN_TASK_PROBLEM = problem(
 )
 BAD_IDEMPOTENCY_KEY_PROBLEM = problem(
     400, f"An Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters long."
+)
+SHORT_BODY = "The request body was shorter than its Content-Length; nothing was started."
+UNREADABLE_BODY = (
+    "The request body could not be read whole (a malformed or cut chunked body);"
+    " nothing was started."
 )
 IDEMPOTENCY_CONFLICT_PROBLEM = problem(
     409, "This Idempotency-Key was used for a different request (method, path, query or body)."
@@ -101,6 +113,8 @@ class TaskEngine:
         self.app = app
         self.retry_after = str(app.config["TASK_RETRY_AFTER"])
         app.extensions[EXTENSION_KEY] = self
+        # Before routing: /./status/x must reach the status rules, not a catch-all.
+        app.wsgi_app = DotSegmentsRemoved(app.wsgi_app)  # type: ignore[method-assign]
         app.url_map.converters["task_id"] = TaskIdConverter
         app.url_value_preprocessor(self._read_body_early)
         app.register_error_handler(Submitted, Submitted.get_response)
@@ -206,8 +220,7 @@ class TaskEngine:
         """
         view = self.app.view_functions.get(endpoint or "")
         if view is not None and is_async_view(view, request.method):
-            _read_chunked_body_whole(request.environ, self.app.config["MAX_CONTENT_LENGTH"])
-            request.get_data(cache=True, parse_form_data=False)
+            _read_body_whole(_unproxied(request), self.app.config["MAX_CONTENT_LENGTH"])
 
     def _owner(self, current_request: Request) -> bytes | None:
         """A keyed hash of the owner of ``current_request``, or None."""
@@ -242,6 +255,33 @@ def _unproxied(proxy: Request) -> Request:
     return current
 
 
+def _read_body_whole(submitted: Request, limit: int | None) -> None:
+    """Read and keep the body of ``submitted``; a body not whole answers 400, too long 413.
+
+    A task must never run on part of a body. Under gunicorn Werkzeug does
+    not count the bytes of a body with a ``Content-Length`` (the server says
+    it ends the stream itself), so a client that stops early would be taken
+    at its word; the length is checked here instead.
+    """
+    try:
+        _read_chunked_body_whole(submitted.environ, limit)
+        body = submitted.get_data(cache=True, parse_form_data=False)
+    except ClientDisconnected:  # Werkzeug's count of a Content-Length fell short
+        raise BadRequest(SHORT_BODY) from None
+    except HTTPException:
+        raise
+    except Exception:
+        # The input stream is the WSGI server's, and PEP 3333 does not say
+        # what its read raises: Werkzeug takes OSError and ValueError for a
+        # lost client, gunicorn raises its own parse errors (plain Exception
+        # subclasses) for a malformed chunk. Whatever it is, there is no
+        # whole body to run a task on, and no traceback to log.
+        raise BadRequest(UNREADABLE_BODY) from None
+    length = submitted.content_length
+    if length is not None and len(body) < length:
+        raise BadRequest(SHORT_BODY)
+
+
 def _read_chunked_body_whole(environ: dict[str, Any], limit: int | None) -> None:
     """Read a body of unknown length (``Transfer-Encoding: chunked``) up to ``limit``.
 
@@ -249,17 +289,20 @@ def _read_chunked_body_whole(environ: dict[str, Any], limit: int | None) -> None
     looks further, so a longer body would be cut without a word and its task
     run on part of it. Past the limit this answers 413 instead; within it,
     the body is read whole and given a length, as if the client had sent one.
+    Without a limit it is read whole too, so that a malformed one is found
+    before any task is made.
     """
-    if limit is None or environ.get("CONTENT_LENGTH") or "wsgi.input_terminated" not in environ:
+    if environ.get("CONTENT_LENGTH") or "wsgi.input_terminated" not in environ:
         return
     stream, parts, size = environ["wsgi.input"], [], 0
-    while size <= limit:
-        part = stream.read(min(64 * 1024, limit + 1 - size))
+    while limit is None or size <= limit:
+        step = 64 * 1024 if limit is None else min(64 * 1024, limit + 1 - size)
+        part = stream.read(step)
         if not part:
             break
         parts.append(part)
         size += len(part)
-    if size > limit:
+    if limit is not None and size > limit:
         raise RequestEntityTooLarge()
     body = b"".join(parts)
     environ["wsgi.input"] = io.BytesIO(body)

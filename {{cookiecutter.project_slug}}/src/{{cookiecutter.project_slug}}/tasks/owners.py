@@ -21,13 +21,15 @@ def authorization_owner(request: Request) -> str | None:
     """The default owner of a task: the credentials that submitted it.
 
     The scheme is compared without regard to case (RFC 9110), the
-    credentials exactly: ``bearer alice`` is ``Bearer alice``.
+    credentials exactly: ``bearer alice`` is ``Bearer alice``. A scheme with
+    no credentials (``Bearer ``, an empty token) is no credentials, so no
+    owner: else every client sending an empty token would share its tasks.
     """
-    authorization = request.headers.get("Authorization")
-    if not authorization:
+    parts = request.headers.get("Authorization", "").split(maxsplit=1)
+    if len(parts) < 2:
         return None
-    scheme, _, credentials = authorization.partition(" ")
-    return f"{scheme.lower()} {credentials}" if credentials else scheme.lower()
+    scheme, credentials = parts
+    return f"{scheme.lower()} {credentials.rstrip()}"
 
 
 def owner_hash(secret_key: str | bytes, owner: object | None) -> bytes | None:

@@ -72,6 +72,13 @@ def backend_config(redis_url):
         client.flushdb()
 
 
+@pytest.fixture
+def served_env(backend_config, redis_url):
+    """Environment variables a served copy of the app (``gunicorn``) needs on this backend:
+    the tests' Redis, emptied after the test."""
+    return {"FLASK_TASK_REDIS_URL": redis_url}
+
+
 class TaskRunner:
     """Starts a real Celery worker for each app, in this process, on threads."""
 

@@ -10,6 +10,12 @@ def backend_config():
     return {"TASK_SHUTDOWN_TIMEOUT": 5}
 
 
+@pytest.fixture
+def served_env():
+    """Environment variables a served copy of the app (``gunicorn``) needs on this backend."""
+    return {}
+
+
 class TaskRunner:
     """Nothing to start: the app's own worker threads run its tasks."""
 
