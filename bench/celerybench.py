@@ -148,18 +148,29 @@ def find_redis_server():
 
 
 class RedisServer:
-    """A private redis-server on a free 127.0.0.1 port, no persistence."""
+    """A private redis-server on a free 127.0.0.1 port.
 
-    def __init__(self, workdir):
+    No persistence, unless ``aof_dir`` is given: then every write goes to an
+    append-only file in that folder, synced before Redis answers, so that a
+    restart (``stop``, then ``start`` again: the same port) finds every key.
+    """
+
+    def __init__(self, workdir, aof_dir=None):
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.log_path = workdir / "redis.log"
+        self.aof_dir = aof_dir
         self.process = None
 
     def start(self, timeout=20):
         command = [find_redis_server(), "--port", str(self.port), "--bind", "127.0.0.1"]
-        command += ["--save", "", "--appendonly", "no"]
-        with open(self.log_path, "wb") as log:
+        command += ["--save", ""]
+        if self.aof_dir is None:
+            command += ["--appendonly", "no"]
+        else:
+            command += ["--appendonly", "yes", "--appendfsync", "always"]
+            command += ["--dir", str(self.aof_dir)]
+        with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=log)
         self.client = redis.Redis.from_url(self.url)
         deadline = time.monotonic() + timeout
@@ -182,24 +193,39 @@ class RedisServer:
 
 
 class CeleryWorker:
-    """A Celery worker started with the baked README's command, on the benchmark's app."""
+    """A Celery worker started with the baked README's command, on the benchmark's app.
 
-    def __init__(self, venv_python, workdir, env):
-        self.log_path = workdir / "celery-worker.log"
+    ``app`` and ``name`` (its log's name) let several workers run other apps;
+    ``options`` go after the README's command (``--hostname``, say). ``start``
+    again after a stop restarts it; its log goes on in the same file.
+    """
+
+    def __init__(
+        self,
+        venv_python,
+        workdir,
+        env,
+        app="celery_bench_app:celery_app",
+        name="celery-worker",
+        options=(),
+    ):
+        self.log_path = workdir / f"{name}.log"
         self._command = [
             str(Path(venv_python).parent / "celery"),
             "--app",
-            "celery_bench_app:celery_app",
+            app,
             "worker",
             "--loglevel",
             "INFO",
+            *options,
         ]
         self._cwd = workdir
         self._env = env
         self.process = None
 
     def start(self, timeout=60):
-        with open(self.log_path, "wb") as log:
+        log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
+        with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 self._command,
                 cwd=self._cwd,
@@ -212,7 +238,7 @@ class CeleryWorker:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise BenchError(f"the Celery worker exited:\n{self.log_tail()}")
-            if b"ready." in self.log_path.read_bytes():
+            if b"ready." in self.log_path.read_bytes()[log_start:]:
                 return self
             time.sleep(0.05)  # a poll interval
         raise BenchError(f"the Celery worker did not start in {timeout} s:\n{self.log_tail()}")

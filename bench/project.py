@@ -223,10 +223,16 @@ class Server:
         self.worker_pid = None
         self.worker_pids = []
         self._workers = workers
+        self._log_start = 0
 
     def start(self, timeout=30):
-        """Start gunicorn and wait until ``/health`` answers 200 and the worker is known."""
-        with open(self.log_path, "wb") as log:
+        """Start gunicorn and wait until ``/health`` answers 200 and the worker is known.
+
+        ``start`` again after a stop restarts it on the same port; its log
+        goes on in the same file.
+        """
+        self._log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
+        with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 self._command, cwd=self._cwd, env=self._env, stdout=log, stderr=log
             )
@@ -258,8 +264,10 @@ class Server:
         """
         if self._workers == 1:
             return True
-        log = self.log_path.read_text(errors="replace")
-        return len(set(re.findall(r"pid=<(\d+)>", log))) >= self._workers
+        with open(self.log_path, "rb") as log:
+            log.seek(self._log_start)  # this start's lines only
+            text = log.read().decode(errors="replace")
+        return len(set(re.findall(r"pid=<(\d+)>", text))) >= self._workers
 
     def threads(self):
         return proc_status(self.worker_pid, "Threads")
