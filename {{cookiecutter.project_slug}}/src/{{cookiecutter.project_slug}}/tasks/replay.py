@@ -48,7 +48,11 @@ def run_task(app: Flask, task: RunningTask, request: RequestSnapshot) -> Outcome
     except BaseException:
         # _replay turns every Exception into an answer; this is SystemExit
         # or the like. The task must still end, and the worker go on.
-        app.logger.exception("Task %s was stopped by its own code", task.id)
+        app.logger.exception(
+            "Task %s was stopped before it finished (its process is being stopped, or its"
+            " code exited)",
+            task.id,
+        )
         return Outcome(FAILED, None, problem_for_exception(None))
     finally:
         running_task.reset(token)
