@@ -73,7 +73,9 @@ def fill(backend, clock, count, expired):
     """
     tasks = {}
     # Captured as the engine captures a view's answer, so its layout is the engine's.
-    captured = ResponseSnapshot.capture(Response(b"{}\n", mimetype="application/json"), SUCCEEDED)
+    captured = ResponseSnapshot.capture(
+        Response(b"{}\n", mimetype="application/json"), SUCCEEDED, max_bytes=1024
+    )
     answer = ResponseSnapshot(backend.shared_heads.share(captured.head), captured.body)
     store = backend.store
     for index in range(count):

@@ -6,9 +6,9 @@ import statistics
 import threading
 import time
 
-from {{ cookiecutter.project_slug }} import async_api
-
 import pytest
+
+from {{ cookiecutter.project_slug }} import async_api
 
 ALICE = {"Authorization": "Bearer alice"}
 BOB = {"Authorization": "Bearer bob"}
