@@ -11,11 +11,12 @@ workflow passes the same checks and runs ``.ci/run``.
 
 import re
 
+import pytest
 import yaml
 from test_installed_project import readme_commands
 from test_python_versions import SUPPORTED
 
-from conftest import CHECK_JSONSCHEMA, ZIZMOR, clean_env, run
+from conftest import CHECK_JSONSCHEMA, TEMPLATE, ZIZMOR, clean_env, run
 
 # `uses: owner/repo@<commit> # v1.2.3`: a tag can be moved, a commit cannot,
 # and the comment says which release the commit is.
@@ -133,3 +134,28 @@ def test_dependabot_watches_pip_docker_and_actions_after_a_cooldown(baked, combi
     ]
     # A release that turns out bad is usually pulled within days.
     assert all(update["cooldown"]["default-days"] >= 7 for update in updates)
+
+
+@pytest.fixture(scope="module")
+def repository_workflow():
+    (path,) = workflow_files(TEMPLATE)
+    return path
+
+
+def test_the_repository_workflow_passes_its_schema_and_zizmor(repository_workflow):
+    check_jsonschema("vendor.github-workflows", repository_workflow, cwd=TEMPLATE)
+    zizmor(TEMPLATE)
+
+
+def test_the_repository_workflow_runs_ci_run(repository_workflow):
+    assert_least_privilege_and_pinned(repository_workflow)
+    workflow = load_workflow(repository_workflow)
+    lines = run_lines(workflow)
+    assert lines[-1].endswith("bash .ci/run"), lines
+    # Every Python the baked projects are tested on is there for .ci/run.
+    (setup_python,) = [
+        step
+        for _, step in steps(workflow)
+        if step.get("uses", "").startswith("actions/setup-python@")
+    ]
+    assert sorted(setup_python["with"]["python-version"].split()) == SUPPORTED
