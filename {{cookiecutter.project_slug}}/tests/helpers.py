@@ -211,6 +211,15 @@ def add_nap_view(app):
         return f"slept {seconds}"
 
 
+def add_failing_view(app):
+    """``GET /fail``: a task whose view raises, so that it ends failed."""
+
+    @app.get("/fail")
+    @async_api
+    def fail():
+        raise RuntimeError("the view failed, as the test asked")
+
+
 def add_body_view(app):
     """``POST /body``: a task that answers the body it was given."""
 
