@@ -2,6 +2,7 @@
 
 from helpers import wait_for
 from test_metrics import read_metrics, sample
+from test_prometheus import TOKEN, run_to_end
 
 
 def test_every_web_process_answers_the_same_figures_even_after_a_restart(
@@ -46,3 +47,23 @@ def test_the_metrics_say_when_redis_is_unreachable(web_app):
     assert answer.status_code == 503
     assert answer.mimetype == "application/problem+json"
     assert "Retry-After" in answer.headers
+
+
+def test_prometheus_reads_the_same_figures_from_two_web_servers(
+    gunicorn, served_env, served_workers, prometheus
+):
+    served_workers()
+    servers = [
+        gunicorn("served_app:app", **served_env, WEB_CONCURRENCY="1", FLASK_METRICS_TOKEN=TOKEN)
+        for _ in range(2)
+    ]
+    scraper = prometheus([server.port for server in servers], TOKEN)
+    assert [run_to_end(servers[0], "/nap/0"), run_to_end(servers[1], "/nap/0")] == [200, 200]
+    assert run_to_end(servers[1], "/fail") == 500
+    each = [(("instance", f"127.0.0.1:{server.port}"),) for server in servers]
+    for expression, count in [
+        ('async_api_tasks_finished_total{status="succeeded"}', 2),
+        ('async_api_tasks_finished_total{status="failed"}', 1),
+        ("async_api_task_run_seconds_count", 3),
+    ]:
+        scraper.settles(f"sum by (instance) ({expression})", dict.fromkeys(each, count))
