@@ -1,7 +1,7 @@
 """Task metrics for Prometheus: their names, and the ``/metrics`` answer.
 
-Every backend exports the same names, so that dashboards and alerts work on
-any project made from this template; where the figures are kept is the
+Every backend exports these names, so that dashboards and alerts work on
+any project made from this template (a backend may add its own); where the figures are kept is the
 backend's business (``tasks/backends/<backend>/metrics.py``). Endpoint labels
 are the app's endpoint names, never URLs, so there are as many series as
 routes.
@@ -55,16 +55,11 @@ FINISHED = Name("async_api_tasks_finished", "Tasks finished, by endpoint and fin
 REFUSED = Name(
     "async_api_tasks_refused", "Submits refused with 503, by reason (busy: the queue was full)."
 )
-LOST = Name(
-    "async_api_tasks_lost",
-    "Tasks failed because their worker stopped (its lease lapsed), by endpoint.",
-)
 QUEUED = Name("async_api_tasks_queued", "Tasks waiting for a worker now.")
 RUNNING = Name("async_api_tasks_running", "Tasks running now.")
 OLDEST_QUEUED = Name(
     "async_api_oldest_queued_seconds", "Seconds the oldest waiting task has waited (0: none)."
 )
-WORKERS = Name("async_api_workers", "Workers that said they were alive within the last lease.")
 QUEUED_SECONDS = Name(
     "async_api_task_queued_seconds",
     "Seconds from submit until a worker took the task (or it was cancelled), by endpoint.",

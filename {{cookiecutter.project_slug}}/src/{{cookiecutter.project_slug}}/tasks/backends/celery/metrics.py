@@ -28,7 +28,6 @@ from ...metrics import (
     BUCKETS,
     BUSY,
     FINISHED,
-    LOST,
     OLDEST_QUEUED,
     QUEUED,
     QUEUED_SECONDS,
@@ -36,10 +35,16 @@ from ...metrics import (
     RUN_SECONDS,
     RUNNING,
     SUBMITTED,
-    WORKERS,
     Name,
 )
 from .store import RedisTaskStore
+
+# This backend's own: workers can be lost, and counted.
+LOST = Name(
+    "async_api_tasks_lost",
+    "Tasks failed because their worker stopped (its lease lapsed), by endpoint.",
+)
+WORKERS = Name("async_api_workers", "Workers that said they were alive within the last lease.")
 
 # The histograms' ``le`` labels, as prometheus_client writes them.
 BUCKET_LABELS = [*map(floatToGoString, BUCKETS), "+Inf"]

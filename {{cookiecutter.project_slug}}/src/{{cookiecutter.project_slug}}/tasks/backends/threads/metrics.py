@@ -52,8 +52,8 @@ class ThreadMetrics:
     def collect(self) -> Iterable[Metric]:
         """The figures, less the ``_created`` series prometheus_client adds.
 
-        Without them the names are exactly the celery backend's, so that one
-        dashboard reads both.
+        Without them the series are exactly those of a project on another
+        backend, so that one dashboard reads both.
         """
         for metric in self.registry.collect():
             metric.samples = [
