@@ -1,5 +1,8 @@
+import os
+import shutil
+
 import pytest
-from helpers import Gate, Gunicorn, register_views
+from helpers import Gate, Gunicorn, Prometheus, register_views
 from task_client import wait_until_done
 
 from {{ cookiecutter.project_slug }} import create_app
@@ -70,6 +73,29 @@ def gunicorn(tmp_path):
 
     def start(app=None, **env):
         servers.append(Gunicorn(tmp_path / f"gunicorn-{len(servers)}.log", app, **env))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def prometheus(tmp_path):
+    """``prometheus(ports, token)``: a real Prometheus scraping those servers; stopped after
+    the test. Without one the test skips, saying how to get it; under ``CI=true`` it fails."""
+    executable = shutil.which("prometheus")
+    if executable is None:
+        message = "no prometheus on PATH: apt-get install prometheus"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    servers = []
+
+    def start(ports, token):
+        folder = tmp_path / f"prometheus-{len(servers)}"
+        folder.mkdir()
+        servers.append(Prometheus(executable, folder, ports, token))
         return servers[-1]
 
     yield start

@@ -2,6 +2,7 @@
 
 import http.client
 import io
+import json
 import os
 import signal
 import socket
@@ -10,6 +11,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -211,6 +213,15 @@ def add_nap_view(app):
         return f"slept {seconds}"
 
 
+def add_failing_view(app):
+    """``GET /fail``: a task whose view raises, so that it ends failed."""
+
+    @app.get("/fail")
+    @async_api
+    def fail():
+        raise RuntimeError("the view failed, as the test asked")
+
+
 def add_body_view(app):
     """``POST /body``: a task that answers the body it was given."""
 
@@ -306,8 +317,12 @@ class Gunicorn:
         wait_for(self.healthy, timeout=20, what="gunicorn to answer /health")
 
     def get(self, path, headers=None):
+        return self.call("GET", path, headers)
+
+    def call(self, method, path, headers=None):
+        """``method path`` with ``headers``: the answer's status, headers and body."""
         url = f"http://127.0.0.1:{self.port}{path}"
-        request = urllib.request.Request(url, headers=headers or {})
+        request = urllib.request.Request(url, headers=headers or {}, method=method)
         try:
             with urllib.request.urlopen(request, timeout=5) as r:
                 return r.status, dict(r.headers), r.read()
@@ -333,3 +348,74 @@ class Gunicorn:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait(10)
+
+
+class Prometheus:
+    """A real Prometheus server (Debian's ``prometheus``) on 127.0.0.1, scraping
+    ``/metrics`` of the servers on ``ports`` every second with ``token``."""
+
+    def __init__(self, executable, folder, ports, token):
+        self.port = free_port()
+        config = folder / "prometheus.yml"
+        # YAML reads JSON.
+        scrape = {
+            "job_name": "service",
+            "authorization": {"credentials": token},
+            "static_configs": [{"targets": [f"127.0.0.1:{port}" for port in ports]}],
+        }
+        settings = {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"}
+        config.write_text(json.dumps({"global": settings, "scrape_configs": [scrape]}))
+        self.log = folder / "prometheus.log"
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                [
+                    executable,
+                    f"--config.file={config}",
+                    f"--storage.tsdb.path={folder / 'data'}",
+                    f"--web.listen-address=127.0.0.1:{self.port}",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        wait_for(self.ready, timeout=30, what="Prometheus to start")
+
+    def ready(self):
+        if self.process.poll() is not None:
+            raise AssertionError(f"prometheus exited:\n{self.log.read_text()}")
+        try:
+            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as answer:
+                return answer.status == 200
+        except OSError:
+            return False
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def query(self, expression):
+        """What ``expression`` is now, through the HTTP API: ``{labels: value}``."""
+        query = urllib.parse.urlencode({"query": expression})
+        with urllib.request.urlopen(f"{self.url}/api/v1/query?{query}", timeout=5) as answer:
+            body = json.load(answer)
+        assert body["status"] == "success", body
+        return {
+            tuple(sorted(result["metric"].items())): float(result["value"][1])
+            for result in body["data"]["result"]
+        }
+
+    def settles(self, expression, expected, timeout=30.0):
+        """Wait until ``query(expression)`` is ``expected``; fail, saying what it was, if not."""
+        deadline = time.monotonic() + timeout
+        while (found := self.query(expression)) != expected:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{expression} is {found}, not {expected}")
+            _pause(0.1)
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)

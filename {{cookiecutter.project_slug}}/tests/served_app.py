@@ -4,10 +4,11 @@
 ``tests`` on ``PYTHONPATH``.
 """
 
-from helpers import add_body_view, add_nap_view
+from helpers import add_body_view, add_failing_view, add_nap_view
 
 from {{ cookiecutter.project_slug }} import create_app
 
 app = create_app()
 add_nap_view(app)
 add_body_view(app)
+add_failing_view(app)

@@ -224,6 +224,16 @@ def test_the_status_operations_document_every_answer(document):
     assert set(paths["/health"]["get"]["responses"]) == {"200", "503"}
 
 
+def test_the_metrics_are_documented_with_their_token(document):
+    metrics = document["paths"]["/metrics"]["get"]
+    assert set(metrics["responses"]) == {"200", "401"}
+    assert "WWW-Authenticate" in metrics["responses"]["401"]["headers"]
+    # The token is asked for only when METRICS_TOKEN is set.
+    assert metrics["security"] == [{"MetricsToken": []}, {}]
+    scheme = document["components"]["securitySchemes"]["MetricsToken"]
+    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
+
+
 def test_the_service_serves_the_document_schemathesis_reads(checked_app, document):
     assert checked_app.test_client().get("/docs/openapi.json").get_json() == document
     assert schema.raw_schema == document

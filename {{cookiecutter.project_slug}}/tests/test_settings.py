@@ -62,6 +62,9 @@ def test_retry_after_setting_reaches_clients(make_app):
         ("TASK_MAX_ANSWER_BYTES", 0),
         ("TASK_MAX_ANSWER_BYTES", 1.5),
         ("TASK_MAX_ANSWER_BYTES", None),
+        ("METRICS_TOKEN", ""),
+        ("METRICS_TOKEN", "two words"),
+        ("METRICS_TOKEN", 1234),
     ],
 )
 def test_bad_value_stops_the_app_naming_the_key(key, value):

@@ -60,6 +60,10 @@ DEFAULTS = {
 
 # The headers of an answer that says to poll again.
 POLL_HEADER_NAMES = ("Location", "Retry-After", "Task-Status")
+# What /metrics answers, unless its client asks for OpenMetrics.
+METRICS_MIMETYPE = "text/plain; version=0.0.4"
+# The security scheme of /metrics: METRICS_TOKEN as a bearer token.
+METRICS_TOKEN_SCHEME = "MetricsToken"
 # The operations a task's monitor links to (see routes.py).
 STATUS_OPERATION = "get_task_status"
 CANCEL_OPERATION = "cancel_task"
@@ -247,6 +251,18 @@ class AsyncApiPlugin(BasePlugin):
             {
                 "description": "Where the task stands (every answer about a known task has it).",
                 "schema": {"type": "string", "enum": list(TASK_STATUSES)},
+            },
+        )
+        spec.components.header(
+            "WWW-Authenticate",
+            {"description": "How to authenticate: Bearer.", "schema": {"type": "string"}},
+        )
+        spec.components.security_scheme(
+            METRICS_TOKEN_SCHEME,
+            {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "The METRICS_TOKEN setting; /metrics needs it only when it is set.",
             },
         )
         spec.components.parameter(

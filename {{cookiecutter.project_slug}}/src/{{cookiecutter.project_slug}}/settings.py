@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from typing import Any, NamedTuple
 
@@ -60,6 +61,11 @@ def text(value: object) -> bool:
     return isinstance(value, str | bytes) and len(value) > 0
 
 
+def token(value: object) -> bool:
+    """Text fit for an ``Authorization: Bearer`` header: visible ASCII, no spaces."""
+    return isinstance(value, str) and re.fullmatch(r"[!-~]+", value) is not None
+
+
 def optional(check: Check) -> Check:
     """``check``, or None."""
 
@@ -83,6 +89,8 @@ COMMON = Settings(
         # Largest answer body a task keeps, in bytes: every finished task holds
         # its answer for TASK_RETENTION. A larger answer fails the task.
         "TASK_MAX_ANSWER_BYTES": 16 * 1024 * 1024,
+        # The token /metrics asks for (Authorization: Bearer <token>); None: anyone may read.
+        "METRICS_TOKEN": None,
     },
     rules={
         "TASK_RETENTION": Rule(positive, "a number > 0"),
@@ -91,8 +99,9 @@ COMMON = Settings(
         "MAX_CONTENT_LENGTH": Rule(optional(whole(1)), "a whole number of bytes >= 1, or null"),
         "TASK_MAX_ANSWER_BYTES": Rule(whole(1), "a whole number of bytes >= 1"),
         "SECRET_KEY": Rule(optional(lambda value: isinstance(value, str | bytes)), "a string"),
+        "METRICS_TOKEN": Rule(optional(token), "visible ASCII characters with no spaces, or unset"),
     },
-    text_keys=frozenset({"SECRET_KEY"}),
+    text_keys=frozenset({"SECRET_KEY", "METRICS_TOKEN"}),
 )
 
 

@@ -1,4 +1,4 @@
-"""The routes, written with plain Flask: task status and health."""
+"""The routes, written with plain Flask: task status, health and metrics."""
 
 from flask import Blueprint, Flask
 from flask.views import MethodView
@@ -22,6 +22,11 @@ class TaskStatus(MethodView):
 @bp.get("/health")
 def health() -> tuple[dict[str, str], int, dict[str, str]]:
     return task_engine().health_response()
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    return task_engine().metrics_response()
 
 
 task_status = TaskStatus.as_view("task_status")

@@ -1,4 +1,4 @@
-"""The routes, written with flask-restful: task status and health."""
+"""The routes, written with flask-restful: task status, health and metrics."""
 
 from flask import Flask
 from flask_restful import Api, Resource
@@ -39,7 +39,13 @@ class Health(Resource):
         return task_engine().health_response()
 
 
+class Metrics(Resource):
+    def get(self) -> Response:
+        return task_engine().metrics_response()
+
+
 def init_app(app: Flask) -> None:
     api = ProblemApi(app)
     api.add_resource(Health, "/health")
+    api.add_resource(Metrics, "/metrics")
     api.add_resource(TaskStatus, *STATUS_RULES, **STATUS_RULE_OPTIONS)

@@ -1,4 +1,4 @@
-"""The routes, written with flask-smorest: task status and health, and the API's documents.
+"""The routes, written with flask-smorest: task status, health, metrics, and the API's documents.
 
 ``init_app`` makes the app's ``Api`` (``openapi.ProblemApi``): it serves the
 OpenAPI document at ``/docs/openapi.json`` and Swagger UI at ``/docs/``.
@@ -15,6 +15,8 @@ from flask.views import MethodView
 
 from .openapi import (
     CANCEL_OPERATION,
+    METRICS_MIMETYPE,
+    METRICS_TOKEN_SCHEME,
     POLL_HEADER_NAMES,
     STATUS_OPERATION,
     Blueprint,
@@ -32,6 +34,7 @@ blp = Blueprint("tasks", __name__, description="The tasks that `@async_api` oper
 TASK_HEADERS: dict[str, Doc] = {"Task-Status": ref("headers", "Task-Status")}
 POLL_HEADERS = {name: ref("headers", name) for name in POLL_HEADER_NAMES}
 RETRY_HEADERS = {"Retry-After": ref("headers", "Retry-After")}
+AUTHENTICATE = {"WWW-Authenticate": ref("headers", "WWW-Authenticate")}
 
 
 def problem(
@@ -114,9 +117,24 @@ class Health(MethodView):
         return task_engine().health_response()
 
 
+class Metrics(MethodView):
+    @blp.doc(operationId="get_metrics", security=[{METRICS_TOKEN_SCHEME: []}, {}])
+    @blp.response(
+        200,
+        content_type=METRICS_MIMETYPE,
+        description="The task metrics, in the Prometheus text format (OpenMetrics when"
+        " the client asks for it).",
+    )
+    @problem(401, "METRICS_TOKEN is set, and this request does not bear it.", AUTHENTICATE)
+    def get(self) -> ResponseReturnValue:
+        """Task metrics for Prometheus: counts, waits and run times, never a task's data."""
+        return task_engine().metrics_response()
+
+
 NO_TASK_ID_RULE, TASK_STATUS_RULE = STATUS_RULES
 blp.route(TASK_STATUS_RULE, **STATUS_RULE_OPTIONS)(TaskStatus)
 blp.route("/health")(Health)
+blp.route("/metrics")(Metrics)
 
 
 def init_app(app: Flask) -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 if TYPE_CHECKING:
+    from prometheus_client.registry import Collector
+
     from .problems import Problem
     from .snapshot import RequestSnapshot, ResponseSnapshot
 
@@ -99,10 +101,18 @@ class TaskBackend(Protocol):
     done, or expired), whatever its status.
     """
 
+    @property
+    def metrics(self) -> Collector:
+        """The task metrics (``metrics.py``' names), read when ``/metrics`` is asked."""
+
     def submit(
-        self, owner: bytes | None, request: RequestSnapshot, idempotency: Idempotency | None
+        self,
+        owner: bytes | None,
+        request: RequestSnapshot,
+        idempotency: Idempotency | None,
+        endpoint: str,
     ) -> tuple[TaskState, bool]:
-        """Hold and start a task; ``(task, True)``.
+        """Hold and start a task of the view ``endpoint``; ``(task, True)``.
 
         If ``idempotency`` names a task held already, start nothing and return
         ``(that task, False)``. Raise ``Busy`` when full, ``Unavailable`` when

@@ -1,8 +1,9 @@
 """The task engine: one per app, in ``app.extensions["task_engine"]``.
 
 It answers HTTP and knows nothing of REST layers: a layer routes
-``STATUS_RULES`` to ``status_response`` and ``cancel_response``, and
-``/health`` to ``health_response``; ``async_api`` views call ``submit``. Where
+``STATUS_RULES`` to ``status_response`` and ``cancel_response``,
+``/health`` to ``health_response`` and ``/metrics`` to ``metrics_response``;
+``async_api`` views call ``submit``. Where
 tasks are kept and run is the backend's business (``tasks/backends``).
 """
 
@@ -35,6 +36,7 @@ from .backend import (
 )
 from .backends import Backend
 from .decorator import EXTENSION_KEY, Submitted, is_async_view
+from .metrics import metrics_response
 from .monitor import monitor_response
 from .owners import (
     MAX_IDEMPOTENCY_KEY_LENGTH,
@@ -147,7 +149,9 @@ class TaskEngine:
                 return problem_response(BAD_IDEMPOTENCY_KEY_PROBLEM)
             idempotency = Idempotency(owner, key, fingerprint(snapshot))
         try:
-            task, started = self.backend.submit(owner, snapshot, idempotency)
+            task, started = self.backend.submit(
+                owner, snapshot, idempotency, submitted.endpoint or ""
+            )
         except Busy:
             return self._unavailable(BUSY_PROBLEM)
         except Unavailable:
@@ -207,6 +211,15 @@ class TaskEngine:
             return {"status": "ok"}, 200, {}
         body = {"status": "unavailable", "detail": reason}
         return body, 503, {"Retry-After": self.retry_after}
+
+    def metrics_response(self) -> Response:
+        """``/metrics``: the task metrics, to the bearer of ``METRICS_TOKEN`` if it is set."""
+        try:
+            return metrics_response(
+                self.backend.metrics, self.app.config["METRICS_TOKEN"], _unproxied(request)
+            )
+        except Unavailable:
+            return self._unavailable(UNAVAILABLE_PROBLEM)
 
     # -- helpers --------------------------------------------------------
 

@@ -11,11 +11,17 @@ import contextlib
 import importlib.util
 import os
 import shutil
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from celery.contrib.testing.worker import start_worker
+from helpers import PROJECT, add_nap_view, child_env, wait_for
 from pytest_redis import factories
+
+from {{ cookiecutter.project_slug }} import create_app
 
 
 def find_redis_server():
@@ -85,6 +91,70 @@ def served_env(backend_config, redis_url):
     """Environment variables a served copy of the app (``gunicorn``) needs on this backend:
     the tests' Redis, emptied after the test."""
     return {"FLASK_TASK_REDIS_URL": redis_url}
+
+
+WORKER_COMMAND = [
+    sys.executable,
+    "-m",
+    "celery",
+    "--app",
+    "worker_app:celery_app",
+    "worker",
+    "--loglevel",
+    "INFO",
+]
+
+
+@pytest.fixture
+def web_app(backend_config):
+    """``web_app(**config)``: another web process on the same Redis, running no tasks."""
+    apps = []
+
+    def make(**config):
+        app = create_app({"TESTING": True, "SECRET_KEY": "test-secret", **backend_config, **config})
+        add_nap_view(app)
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        app.extensions["task_engine"].shutdown()
+
+
+@pytest.fixture
+def worker_process(redis_url, tmp_path):
+    """``worker_process(**env)``: a Celery worker of the tests' views, with the README's command."""
+    workers = []
+
+    def start(**env):
+        log = tmp_path / f"worker-{len(workers)}.log"
+        environment = child_env(
+            FLASK_SECRET_KEY="test-secret", FLASK_TASK_REDIS_URL=redis_url, **env
+        )
+        with log.open("wb") as output:
+            process = subprocess.Popen(
+                WORKER_COMMAND,
+                cwd=PROJECT,
+                env=environment,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its pool processes go with it on a kill
+            )
+        workers.append((process, log))
+        wait_for(lambda: b"ready." in log.read_bytes(), timeout=30, what="the worker to start")
+        return process, log
+
+    yield start
+    for process, _ in workers:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+
+
+@pytest.fixture
+def served_workers(worker_process):
+    """``served_workers(**env)``: what runs the tasks of a served copy of the app (a worker)."""
+    return worker_process
 
 
 class TaskRunner:

@@ -2,72 +2,13 @@
 
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
-from helpers import PROJECT, add_nap_view, child_env, wait_for
+from helpers import wait_for
 
-from {{ cookiecutter.project_slug }} import async_api, create_app
+from {{ cookiecutter.project_slug }} import async_api
 from {{ cookiecutter.project_slug }}.tasks.backend import Unavailable
-
-WORKER_COMMAND = [
-    sys.executable,
-    "-m",
-    "celery",
-    "--app",
-    "worker_app:celery_app",
-    "worker",
-    "--loglevel",
-    "INFO",
-]
-
-
-@pytest.fixture
-def web_app(backend_config):
-    """``web_app(**config)``: another web process on the same Redis, running no tasks."""
-    apps = []
-
-    def make(**config):
-        app = create_app({"TESTING": True, "SECRET_KEY": "test-secret", **backend_config, **config})
-        add_nap_view(app)
-        apps.append(app)
-        return app
-
-    yield make
-    for app in apps:
-        app.extensions["task_engine"].shutdown()
-
-
-@pytest.fixture
-def worker_process(redis_url, tmp_path):
-    """``worker_process(**env)``: a Celery worker of the tests' views, with the README's command."""
-    workers = []
-
-    def start(**env):
-        log = tmp_path / f"worker-{len(workers)}.log"
-        environment = child_env(
-            FLASK_SECRET_KEY="test-secret", FLASK_TASK_REDIS_URL=redis_url, **env
-        )
-        with log.open("wb") as output:
-            process = subprocess.Popen(
-                WORKER_COMMAND,
-                cwd=PROJECT,
-                env=environment,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its pool processes go with it on a kill
-            )
-        workers.append((process, log))
-        wait_for(lambda: b"ready." in log.read_bytes(), timeout=30, what="the worker to start")
-        return process, log
-
-    yield start
-    for process, _ in workers:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(10)
 
 
 def test_the_request_leaves_redis_when_its_task_starts(app, gate, stored_task):

@@ -16,6 +16,13 @@ def served_env():
     return {}
 
 
+@pytest.fixture
+def served_workers():
+    """``served_workers(**env)``: what runs the tasks of a served copy of the app: the
+    server itself."""
+    return lambda **env: None
+
+
 class TaskRunner:
     """Nothing to start: the app's own worker threads run its tasks."""
 

@@ -29,6 +29,7 @@ from ...problems import problem
 from ...replay import Outcome, run_task
 from ...snapshot import RequestSnapshot
 from .celery_app import REDIS_TIMEOUT, celery_init_app
+from .metrics import RedisMetrics, heartbeat_step
 from .store import RedisTaskStore, StoredTask, redis_unavailable
 
 WORKER_LOST_PROBLEM = problem(
@@ -68,6 +69,9 @@ class CeleryBackend:
             retry=Retry(NoBackoff(), 0),
         )
         self.store = RedisTaskStore(self.redis, f"{app.name}:", config["TASK_RETENTION"])
+        self.metrics = RedisMetrics(self.store)
+        # Each worker of this Celery app says it is alive (async_api_workers).
+        self.celery.steps["worker"].add(heartbeat_step(self.store, self.lease))
 
         # shared=False: a task of this app only, never added to other Celery apps.
         @self.celery.task(name=f"{app.name}.run_task", ignore_result=True, shared=False)
@@ -91,13 +95,17 @@ class CeleryBackend:
     # -- web side -------------------------------------------------------
 
     def submit(
-        self, owner: bytes | None, request: RequestSnapshot, idempotency: Idempotency | None
+        self,
+        owner: bytes | None,
+        request: RequestSnapshot,
+        idempotency: Idempotency | None,
+        endpoint: str,
     ) -> tuple[StoredTask, bool]:
         self.cleaner.start()
-        task, new = self.store.submit(owner, request, idempotency, self.max_queued)
+        task, new = self.store.submit(owner, request, idempotency, self.max_queued, endpoint)
         if task is None:
             # The task its Idempotency-Key held was forgotten in the meantime.
-            task, new = self.store.submit(owner, request, idempotency, self.max_queued)
+            task, new = self.store.submit(owner, request, idempotency, self.max_queued, endpoint)
             if task is None:
                 raise Unavailable
         if new:

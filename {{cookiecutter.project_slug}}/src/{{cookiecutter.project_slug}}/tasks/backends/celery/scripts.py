@@ -6,22 +6,68 @@ it. Times come from Redis ``TIME`` (milliseconds), one clock for every
 machine. A finished task, and its ``Idempotency-Key``, expire
 ``TASK_RETENTION`` after it finished; nothing expires while it is unfinished.
 
-A task is one hash: ``status``, ``created``, ``updated``, ``owner`` (keyed
-hash), ``fp`` and ``scope`` (request digest and Idempotency-Key, if any),
-``request`` and ``body`` (the request snapshot, until the task starts),
-``cancel``, ``progress``, and once finished ``head``, ``answer`` (the view's
-answer) and ``error``. Queued ids sit in a sorted set scored by when their
-message was last sent, running ids in one scored by when their lease ends.
+A task is one hash: ``status``, ``created``, ``updated``, ``started``,
+``endpoint`` (the view's), ``owner`` (keyed hash), ``fp`` and ``scope``
+(request digest and Idempotency-Key, if any), ``request`` and ``body`` (the
+request snapshot, until the task starts), ``cancel``, ``progress``, and once
+finished ``head``, ``answer`` (the view's answer) and ``error``. Queued ids
+sit in a sorted set scored by when their message was last sent, and in one
+scored by when they were submitted; running ids in one scored by when their
+lease ends.
+
+The metrics (``metrics.py``) are counted by the same scripts, in one hash
+that never expires: the whole deployment's figures, whichever process asks,
+at no cost of a round trip. Its fields are ``<name>|<endpoint>|<detail>``:
+``submitted``, ``finished`` (detail: the status), ``refused`` (``busy``),
+``lost``, and the histograms ``queued`` and ``run`` (detail: a bucket's
+number, counted alone, or ``sum``, in milliseconds).
 
 The scripts are never retried by the client: one that ran but whose reply was
 lost would run twice. A client that gets no answer answers 503, and the
 client of the service tries again.
 """
 
-# Shared by every script: the time now, whose a task is, and a finished task's end.
-_PRELUDE = """
+from ...metrics import BUCKETS
+
+# The histograms' bucket bounds in milliseconds, as a Lua table's items.
+_BOUNDS_MS = ", ".join(str(round(bound * 1000)) for bound in BUCKETS)
+
+# Shared by every script: the time now, whose a task is, a finished task's
+# end, and the metrics.
+_PRELUDE = (
+    """
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local bounds = {"""
+    + _BOUNDS_MS
+    + """}
+local function count(metrics, name, endpoint, detail)
+  redis.call('HINCRBY', metrics, name .. '|' .. endpoint .. '|' .. detail, 1)
+end
+-- One observation of a histogram: its bucket (the first bound it is within,
+-- else the last, +Inf) and its sum.
+local function observe(metrics, name, endpoint, ms)
+  ms = math.max(0, ms)
+  local bucket = #bounds + 1
+  for i, bound in ipairs(bounds) do
+    if ms <= bound then bucket = i; break end
+  end
+  count(metrics, name, endpoint, bucket)
+  redis.call('HINCRBY', metrics, name .. '|' .. endpoint .. '|sum', ms)
+end
+-- A task's end: its final status, and the seconds it ran (ran) or waited in
+-- the queue (cancelled there). Returns its endpoint.
+local function ended(metrics, task, status, ran)
+  local fields = redis.call('HMGET', task, 'endpoint', 'created', 'started')
+  local endpoint = fields[1] or ''
+  count(metrics, 'finished', endpoint, status)
+  if ran and fields[3] then
+    observe(metrics, 'run', endpoint, now - tonumber(fields[3]))
+  elseif not ran then
+    observe(metrics, 'queued', endpoint, now - tonumber(fields[2]))
+  end
+  return endpoint
+end
 local function expire(task, retention)
   redis.call('PEXPIRE', task, retention)
   local scope = redis.call('HGET', task, 'scope')
@@ -42,41 +88,50 @@ local function forget(task, id)
   redis.call('DEL', task)
 end
 """
+)
 
 # submit: hold a new queued task, unless its Idempotency-Key holds a task
 # already (answer that one) or TASK_MAX_QUEUED tasks wait (refuse). Returns
 # the outcome and the new task's creation time, or the held task's id.
-# KEYS: task, queued set[, idempotency key]
-# ARGV: id, max queued, request, body, owner or '', fingerprint, task key prefix
+# KEYS: task, queued set, queued-since set, metrics[, idempotency key]
+# ARGV: id, max queued, request, body, owner or '', fingerprint, task key prefix, endpoint
 SUBMIT = """
-if #KEYS == 3 then
-  local held = redis.call('GET', KEYS[3])
+if #KEYS == 5 then
+  local held = redis.call('GET', KEYS[5])
   if held and redis.call('EXISTS', ARGV[7] .. held) == 1 then return {'held', held} end
 end
-if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[2]) then return {'busy', ''} end
+if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[2]) then
+  count(KEYS[4], 'refused', '', 'busy')
+  return {'busy', ''}
+end
 redis.call('HSET', KEYS[1], 'status', 'queued', 'created', now, 'updated', now,
-  'request', ARGV[3], 'body', ARGV[4])
+  'request', ARGV[3], 'body', ARGV[4], 'endpoint', ARGV[8])
 if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'owner', ARGV[5]) end
-if #KEYS == 3 then
-  redis.call('HSET', KEYS[1], 'fp', ARGV[6], 'scope', KEYS[3])
-  redis.call('SET', KEYS[3], ARGV[1])
+if #KEYS == 5 then
+  redis.call('HSET', KEYS[1], 'fp', ARGV[6], 'scope', KEYS[5])
+  redis.call('SET', KEYS[5], ARGV[1])
 end
 redis.call('ZADD', KEYS[2], now, ARGV[1])
+redis.call('ZADD', KEYS[3], now, ARGV[1])
+count(KEYS[4], 'submitted', ARGV[8], '')
 return {'new', tostring(now)}
 """
 
 # start: a queued task becomes running, with a lease, and hands over its
 # request, which leaves Redis now. Anything else is refused: cancelled
 # meanwhile, expired, or a second delivery of its message.
-# KEYS: task, queued set, running set    ARGV: id, lease (ms)
+# KEYS: task, queued set, running set, queued-since set, metrics
+# ARGV: id, lease (ms)
 START = """
 if redis.call('HGET', KEYS[1], 'status') ~= 'queued' then return false end
-local request = redis.call('HMGET', KEYS[1], 'request', 'body')
-redis.call('HSET', KEYS[1], 'status', 'running', 'updated', now)
+local task = redis.call('HMGET', KEYS[1], 'request', 'body', 'endpoint', 'created')
+redis.call('HSET', KEYS[1], 'status', 'running', 'updated', now, 'started', now)
 redis.call('HDEL', KEYS[1], 'request', 'body')
 redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[4], ARGV[1])
 redis.call('ZADD', KEYS[3], now + tonumber(ARGV[2]), ARGV[1])
-return request
+observe(KEYS[5], 'queued', task[3] or '', now - tonumber(task[4]))
+return {task[1], task[2]}
 """
 
 # renew: a running task's worker is alive; its lease runs on. Returns 0 once
@@ -98,7 +153,7 @@ return 1
 
 # finish: a running task ends with what its view answered; a cancellation
 # asked for while it ran wins, and the answer is dropped.
-# KEYS: task, running set
+# KEYS: task, running set, metrics
 # ARGV: id, status, head or '', answer, error or '', retention (ms), cancelled problem
 FINISH = """
 if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return false end
@@ -112,6 +167,7 @@ else
   if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'error', ARGV[5]) end
 end
 redis.call('HSET', KEYS[1], 'status', status, 'updated', now)
+ended(KEYS[3], KEYS[1], status, true)
 expire(KEYS[1], ARGV[6])
 return status
 """
@@ -141,7 +197,8 @@ return redis.call('HMGET', KEYS[1], unpack(ARGV, 2))
 # cancel: a queued task ends cancelled and never starts; a running one is
 # asked to stop; a finished one is forgotten. Returns the status before and
 # the task's fields after (none once forgotten); false for another owner's.
-# KEYS: task, queued set    ARGV: requester or '', id, retention (ms), cancelled problem
+# KEYS: task, queued set, queued-since set, metrics
+# ARGV: requester or '', id, retention (ms), cancelled problem
 CANCEL = """
 if others(KEYS[1], ARGV[1]) then return false end
 local status = redis.call('HGET', KEYS[1], 'status')
@@ -150,6 +207,8 @@ if status == 'queued' then
   redis.call('HSET', KEYS[1], 'status', 'cancelled', 'updated', now, 'error', ARGV[4])
   redis.call('HDEL', KEYS[1], 'request', 'body')
   redis.call('ZREM', KEYS[2], ARGV[2])
+  redis.call('ZREM', KEYS[3], ARGV[2])
+  ended(KEYS[4], KEYS[1], 'cancelled', false)
   expire(KEYS[1], ARGV[3])
 elseif status == 'running' then
   if redis.call('HSETNX', KEYS[1], 'cancel', '1') == 1 then
@@ -162,11 +221,13 @@ return {status, redis.call('HGETALL', KEYS[1])}
 """
 
 # forget: drop a task that was never handed to a worker (its message could
-# not be sent), with its Idempotency-Key.
-# KEYS: task, queued set    ARGV: id
+# not be sent), with its Idempotency-Key. Its submit stays counted: the
+# metrics' counters never go back.
+# KEYS: task, queued set, queued-since set    ARGV: id
 FORGET = """
 forget(KEYS[1], ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
 return 1
 """
 
@@ -175,7 +236,7 @@ return 1
 # ago or more are handed back to be sent again: a message can be lost (the
 # web process died before sending it, a worker died after taking it), and a
 # repeated one does nothing. Returns how many failed, and the ids to resend.
-# KEYS: running set, queued set
+# KEYS: running set, queued set, metrics
 # ARGV: task key prefix, retention (ms), worker-lost problem, batch, lease (ms)
 REAP = """
 local failed = 0
@@ -185,6 +246,7 @@ for _, id in ipairs(lapsed) do
   if redis.call('HGET', task, 'status') == 'running' then
     redis.call('HSET', task, 'status', 'failed', 'updated', now, 'error', ARGV[3])
     redis.call('HDEL', task, 'cancel')
+    count(KEYS[3], 'lost', ended(KEYS[3], task, 'failed', true), '')
     expire(task, ARGV[2])
     failed = failed + 1
   end
@@ -194,6 +256,28 @@ local resend = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[
   'LIMIT', 0, tonumber(ARGV[4]))
 for _, id in ipairs(resend) do redis.call('ZADD', KEYS[2], 'XX', now, id) end
 return {failed, #lapsed, resend}
+"""
+
+# heartbeat: a Celery worker is alive, idle or not, for one more lease;
+# workers whose lease lapsed leave the set, and the set goes with the last.
+# KEYS: workers set    ARGV: worker name, lease (ms)
+HEARTBEAT = """
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+
+# metrics: every figure at once, for /metrics: the counters' fields, tasks
+# queued and running, the oldest queued task's age (ms; 0: none), and the
+# workers whose heartbeat has not lapsed.
+# KEYS: metrics, queued set, running set, queued-since set, workers set
+METRICS = """
+local oldest = redis.call('ZRANGE', KEYS[4], 0, 0, 'WITHSCORES')
+local age = 0
+if oldest[2] then age = math.max(0, now - tonumber(oldest[2])) end
+return {redis.call('HGETALL', KEYS[1]), redis.call('ZCARD', KEYS[2]),
+  redis.call('ZCARD', KEYS[3]), age, redis.call('ZCOUNT', KEYS[5], '(' .. now, '+inf')}
 """
 
 ALL = {
@@ -208,5 +292,7 @@ ALL = {
         "cancel": CANCEL,
         "forget": FORGET,
         "reap": REAP,
+        "heartbeat": HEARTBEAT,
+        "metrics": METRICS,
     }.items()
 }

@@ -11,7 +11,7 @@ import hashlib
 import json
 import secrets
 from collections.abc import Iterator
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import redis
 from kombu.exceptions import OperationalError
@@ -96,15 +96,30 @@ def request_from_json(text: bytes, body: bytes) -> RequestSnapshot:
     return RequestSnapshot(environ, body)
 
 
+class Figures(NamedTuple):
+    """The metrics as Redis keeps them (``scripts.METRICS``)."""
+
+    # The metrics hash: ``<name>|<endpoint>|<detail>`` to a count.
+    counts: dict[str, int]
+    queued: int
+    running: int
+    oldest_queued_ms: int
+    workers: int
+
+
 class RedisTaskStore:
-    """Tasks in Redis under ``prefix``: a hash per task, sets of queued and running ids."""
+    """Tasks in Redis under ``prefix``: a hash per task, sets of queued and running ids,
+    the metrics, and the workers alive."""
 
     def __init__(self, client: redis.Redis, prefix: str, retention: float) -> None:
         self.redis = client
         self._prefix = prefix
         self._task_prefix = f"{prefix}task:"
         self._queued = f"{prefix}queued"
+        self._queued_since = f"{prefix}queued_since"
         self._running = f"{prefix}running"
+        self._metrics = f"{prefix}metrics"
+        self._workers = f"{prefix}workers"
         self._retention_ms = max(1, round(retention * 1000))
         self._scripts = {name: client.register_script(code) for name, code in scripts.ALL.items()}
 
@@ -124,13 +139,14 @@ class RedisTaskStore:
         request: RequestSnapshot,
         idempotency: Idempotency | None,
         max_queued: int,
+        endpoint: str,
     ) -> tuple[StoredTask | None, bool]:
         """Hold a new queued task: ``(task, True)``; or ``(held task, False)``; or raise ``Busy``.
 
         The held task is None if it went in the meantime.
         """
         task_id = secrets.token_urlsafe(16)
-        keys = [self._key(task_id), self._queued]
+        keys = [self._key(task_id), self._queued, self._queued_since, self._metrics]
         fingerprint = b""
         if idempotency is not None:
             keys.append(self._scope_key(idempotency))
@@ -146,6 +162,7 @@ class RedisTaskStore:
                 owner or b"",
                 fingerprint,
                 self._task_prefix,
+                endpoint,
             ],
         )
         if outcome == b"busy":
@@ -180,7 +197,7 @@ class RedisTaskStore:
         owner's), and the task now."""
         reply: list[Any] | None = self._call(
             "cancel",
-            [self._key(task_id), self._queued],
+            [self._key(task_id), self._queued, self._queued_since, self._metrics],
             [requester or b"", task_id, self._retention_ms, json.dumps(CANCELLED_PROBLEM)],
         )
         if reply is None:
@@ -195,7 +212,7 @@ class RedisTaskStore:
 
     def forget(self, task_id: str) -> None:
         """Drop a task that was never handed to a worker, and its Idempotency-Key."""
-        self._call("forget", [self._key(task_id), self._queued], [task_id])
+        self._call("forget", [self._key(task_id), self._queued, self._queued_since], [task_id])
 
     def reap(self, worker_lost: Problem, lease: float) -> tuple[int, list[str]]:
         """Fail running tasks whose lease lapsed; take queued ones whose message may be lost.
@@ -209,7 +226,7 @@ class RedisTaskStore:
             ids: list[bytes]
             count, looked_at, ids = self._call(
                 "reap",
-                [self._running, self._queued],
+                [self._running, self._queued, self._metrics],
                 [
                     self._task_prefix,
                     self._retention_ms,
@@ -229,7 +246,7 @@ class RedisTaskStore:
         """Mark a queued task running and take its request; None if it must not run."""
         taken: list[bytes] | None = self._call(
             "start",
-            [self._key(task_id), self._queued, self._running],
+            [self._key(task_id), self._queued, self._running, self._queued_since, self._metrics],
             [task_id, round(lease * 1000)],
         )
         if taken is None:
@@ -259,7 +276,7 @@ class RedisTaskStore:
             head, answer = json.dumps([status_line, headers]), response.body
         self._call(
             "finish",
-            [self._key(task_id), self._running],
+            [self._key(task_id), self._running, self._metrics],
             [
                 task_id,
                 status,
@@ -270,6 +287,30 @@ class RedisTaskStore:
                 json.dumps(CANCELLED_PROBLEM),
             ],
         )
+
+    def heartbeat(self, worker: str, lease: float) -> None:
+        """``worker`` is alive for one more ``lease`` seconds."""
+        self._call("heartbeat", [self._workers], [worker, round(lease * 1000)])
+
+    def leave(self, worker: str) -> None:
+        """``worker`` stops: it is alive no more."""
+        with redis_unavailable():
+            self.redis.zrem(self._workers, worker)
+
+    # -- metrics --------------------------------------------------------
+
+    def figures(self) -> Figures:
+        """Every metric at once, in one round trip."""
+        fields, queued, running, oldest_ms, workers = self._call(
+            "metrics",
+            [self._metrics, self._queued, self._running, self._queued_since, self._workers],
+            [],
+        )
+        counts = {
+            name.decode("utf-8", "replace"): int(value)
+            for name, value in zip(fields[::2], fields[1::2], strict=True)
+        }
+        return Figures(counts, queued, running, oldest_ms, workers)
 
     def _scope_key(self, idempotency: Idempotency) -> str:
         """One key per (owner, Idempotency-Key): a digest, so any key text is safe."""

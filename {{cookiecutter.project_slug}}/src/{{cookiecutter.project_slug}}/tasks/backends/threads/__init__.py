@@ -21,6 +21,7 @@ from ...problems import problem
 from ...replay import Outcome, run_task
 from ...snapshot import RequestSnapshot, ResponseSnapshot
 from .heads import SharedHeads
+from .metrics import ThreadMetrics
 from .pool import WorkerPool
 from .store import Task, TaskStore
 
@@ -47,6 +48,7 @@ class ThreadBackend:
         # Retained answers share one copy of each identical status and headers.
         self.shared_heads = SharedHeads()
         self.pool = WorkerPool(self._run, config["TASK_MAX_WORKERS"], config["TASK_MAX_QUEUED"])
+        self.metrics = ThreadMetrics(self.pool)
         store, retention = self.store, config["TASK_RETENTION"]
 
         # Holds the store, not the backend: see weakref.finalize below.
@@ -72,22 +74,30 @@ class ThreadBackend:
         self.store.clock = clock
 
     def submit(
-        self, owner: bytes | None, request: RequestSnapshot, idempotency: Idempotency | None
+        self,
+        owner: bytes | None,
+        request: RequestSnapshot,
+        idempotency: Idempotency | None,
+        endpoint: str,
     ) -> tuple[Task, bool]:
         if idempotency is not None:
             existing = self.store.find_by_scope(idempotency[:2])
             if existing is not None:
                 return existing, False
         if not self.pool.reserve():
+            self.metrics.refused()
             raise Busy
-        task = Task(secrets.token_urlsafe(16), owner, request, self.store.wall_clock(), idempotency)
+        task_id = secrets.token_urlsafe(16)
+        task = Task(task_id, owner, request, self.store.wall_clock(), idempotency, endpoint)
         held = self.store.add(task)
         if held is not task:
             self.pool.release()
             return held, False
         if not self.pool.run(task):
             self.store.discard(task)
+            self.metrics.refused()
             raise Busy
+        self.metrics.submitted(task)
         return task, True
 
     def get(self, task_id: str, requester: bytes | None) -> Task | None:
@@ -99,11 +109,12 @@ class ThreadBackend:
         if task is None:
             return None, None
         previous = self.store.request_cancel(task)
+        if previous == QUEUED:  # it is cancelled now, by this call only
+            self.pool.cancel(task)  # free its place in the queue now
+            self.metrics.ended(task)
         if self.store.get(task_id) is not task:
             return None, None
         if previous in (QUEUED, RUNNING):
-            if previous == QUEUED:
-                self.pool.cancel(task)  # free its place in the queue now
             return previous, task
         self.store.discard(task)
         return previous, None
@@ -124,6 +135,7 @@ class ThreadBackend:
             timeout = self.shutdown_timeout
         for task in self.pool.close():
             self.store.finish(task, FAILED, None, STOPPED_PROBLEM)
+            self.metrics.ended(task)
             self.app.logger.warning(
                 "Task %s failed: the service stopped before it started", task.id
             )
@@ -138,8 +150,10 @@ class ThreadBackend:
         request = task.request
         if request is None or not self.store.start(task):
             return
+        self.metrics.started(task)
         outcome = run_task(self.app, _Running(self.store, task), request)
         self.store.finish(task, *self._shared(outcome))
+        self.metrics.ended(task)
 
     def _shared(self, outcome: Outcome) -> Outcome:
         """``outcome``, its answer's status and headers one copy with equal ones."""

@@ -50,6 +50,21 @@ class WorkerPool(Generic[Work]):
         """The worker threads started so far (at most ``max_workers``)."""
         return tuple(self._threads)
 
+    @property
+    def queued(self) -> int:
+        """Tasks waiting for a worker now."""
+        return len(self._queue)
+
+    @property
+    def running(self) -> int:
+        """Tasks a worker runs now."""
+        return self._running
+
+    def oldest(self) -> Work | None:
+        """The task that has waited longest, or None if none waits."""
+        with self._lock:
+            return self._queue[0] if self._queue else None
+
     def reserve(self) -> bool:
         """Claim a place for a task; False when every place is taken or the pool is closed."""
         with self._lock:

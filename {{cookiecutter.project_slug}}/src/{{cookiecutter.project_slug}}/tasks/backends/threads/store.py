@@ -34,6 +34,7 @@ class Task:
         "status",
         "created_at",
         "updated_at",
+        "started_at",
         "finished_at",
         "progress",
         "request",
@@ -41,6 +42,7 @@ class Task:
         "error",
         "cancel_requested",
         "idempotency",
+        "endpoint",
     )
 
     def __init__(
@@ -50,6 +52,7 @@ class Task:
         request: RequestSnapshot,
         now: float,
         idempotency: Idempotency | None = None,
+        endpoint: str = "",
     ) -> None:
         self.id = task_id
         self.owner = owner
@@ -59,6 +62,8 @@ class Task:
         # keeps tasks nor drops them early.
         self.created_at = now
         self.updated_at = now
+        # When a worker took it (wall clock), for the metrics; None until then.
+        self.started_at: float | None = None
         self.finished_at: float | None = None
         self.progress: Progress | None = None
         self.request: RequestSnapshot | None = request
@@ -68,6 +73,8 @@ class Task:
         # The owner, Idempotency-Key and request digest the task is held
         # under (an ``Idempotency``), or None.
         self.idempotency = idempotency
+        # The view's endpoint: the metrics' label.
+        self.endpoint = endpoint
 
     @property
     def finished(self) -> bool:
@@ -142,7 +149,7 @@ class TaskStore:
             if task.status != QUEUED:
                 return False
             task.status = RUNNING
-            task.updated_at = self.wall_clock()
+            task.updated_at = task.started_at = self.wall_clock()
             return True
 
     def report(self, task: Task, progress: Progress) -> None:
