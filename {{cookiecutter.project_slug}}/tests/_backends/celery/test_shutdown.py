@@ -36,6 +36,4 @@ def test_sigterm_to_the_web_leaves_running_tasks_to_their_worker(
     assert server.process.returncode == 0
     gate.open()
     # A deadline, not a duration: a loaded CI machine may take the worker a while.
-    wait_for(
-        lambda: client.get(location).status_code == 200, timeout=30, what="the task to finish"
-    )
+    wait_for(lambda: client.get(location).status_code == 200, timeout=30, what="the task to finish")
