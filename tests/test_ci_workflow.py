@@ -121,7 +121,7 @@ def test_the_workflow_runs_the_hooks_the_tests_and_the_image(baked, combination)
     slug = project.name
     assert f"docker build -t {slug} ." in jobs["image"]
     probe = [line for line in jobs["image"] if line.startswith("curl ")]
-    assert probe and probe[0].endswith("http://127.0.0.1:8000/health"), probe
+    assert probe and probe[0].endswith("http://127.0.0.1:8000/readyz"), probe
 
 
 def test_dependabot_watches_pip_docker_and_actions_after_a_cooldown(baked, combination):

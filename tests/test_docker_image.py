@@ -424,7 +424,7 @@ def assert_answers(location, path):
 
 
 def serve(container, what="gunicorn"):
-    status, _, body = wait_until_serving(container.cli, f"{container.base}/health", container.log)
+    status, _, body = wait_until_serving(container.cli, f"{container.base}/readyz", container.log)
     assert (status, json.loads(body)) == (200, {"status": "ok"})
     container.wait_until_healthy()
     assert_runs_unprivileged(container, what)

@@ -72,7 +72,15 @@ def test_swagger_ui_renders_every_operation_offline(bake, tmp_path):
         stop(server)
     shown = set(re.findall(r'class="opblock-summary-path" data-path="([^"]+)"', dom))
     documented = set(json.loads(document)["paths"])
-    assert documented == {"/", "/{path}", "/status/{task_id}", "/health", "/metrics"}
+    assert documented == {
+        "/",
+        "/{path}",
+        "/status/{task_id}",
+        "/livez",
+        "/readyz",
+        "/health",
+        "/metrics",
+    }
     assert shown == documented, dom[-2000:]
     # Opening the page (its assets, the document, the icon) started no task.
     access_log = log.read_text(errors="replace")

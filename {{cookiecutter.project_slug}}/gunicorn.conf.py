@@ -59,6 +59,37 @@ accesslog = "-"
 access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" pid=%(p)s'
 {%- endif %}
 
+# FLASK_LOG_FORMAT=json (the app's LOG_FORMAT setting): gunicorn's own lines
+# are JSON objects too, one per line, and each access line adds the request's
+# parts as fields. The app's lines go to the root logger's handler, which
+# create_app adds (logs.py).
+if os.environ.get("FLASK_LOG_FORMAT") == "json":
+    logconfig_dict = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "root": {"level": "WARNING", "handlers": []},
+        "loggers": {
+            "gunicorn.error": {"level": "INFO", "handlers": ["errors"], "propagate": False},
+            "gunicorn.access": {"level": "INFO", "handlers": ["access"], "propagate": False},
+        },
+        "handlers": {
+            "errors": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stderr",
+            },
+            "access": {
+                "class": "logging.StreamHandler",
+                "formatter": "access",
+                "stream": "ext://sys.stdout",
+            },
+        },
+        "formatters": {
+            "json": {"()": "{{ cookiecutter.project_slug }}.logs.JsonLineFormatter"},
+            "access": {"()": "{{ cookiecutter.project_slug }}.logs.AccessJsonFormatter"},
+        },
+    }
+
 # Gunicorn 27's control socket lives at one path per user: two services (or
 # two test runs) on one machine would fight over it. Nothing here uses it.
 control_socket_disable = True

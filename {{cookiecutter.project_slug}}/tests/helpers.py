@@ -200,7 +200,7 @@ def register_views(app, gate):
 
 
 def add_nap_view(app):
-    """``GET /nap/<seconds>``: a task that sleeps, checking for a cancel, then answers."""
+    """``GET /nap/<seconds>``: a task that sleeps, checking for a cancel, logs, then answers."""
 
     @app.get("/nap/<seconds>")
     @async_api
@@ -210,6 +210,7 @@ def add_nap_view(app):
             if current_task.cancelled:
                 return "woken"
             _pause(0.01)
+        app.logger.info("napped %s s", seconds)
         return f"slept {seconds}"
 
 

@@ -1,4 +1,6 @@
-"""The package's public API and the health check."""
+"""The package's public API and its probes."""
+
+import pytest
 
 import {{ cookiecutter.project_slug }} as package
 
@@ -13,8 +15,9 @@ def test_public_api_is_importable_from_the_package():
         app.extensions["task_engine"].shutdown()
 
 
-def test_health_answers_at_once(client):
-    response = client.get("/health")
+@pytest.mark.parametrize("probe", ["/livez", "/readyz", "/health"])
+def test_each_probe_answers_ok_at_once_without_credentials(client, probe):
+    response = client.get(probe)
     assert response.status_code == 200
     assert response.get_json() == {"status": "ok"}
     assert "Task-Status" not in response.headers

@@ -21,6 +21,7 @@ def test_defaults_are_the_baked_answers(monkeypatch):
         assert app.config["TASK_MAX_WORKERS"] >= 1
         assert app.config["TASK_MAX_QUEUED"] >= 0
         assert app.config["TASK_MAX_ANSWER_BYTES"] == 16 * 1024 * 1024
+        assert app.config["LOG_FORMAT"] == "text"
     finally:
         app.extensions["task_engine"].shutdown()
 
@@ -65,6 +66,8 @@ def test_retry_after_setting_reaches_clients(make_app):
         ("METRICS_TOKEN", ""),
         ("METRICS_TOKEN", "two words"),
         ("METRICS_TOKEN", 1234),
+        ("LOG_FORMAT", "yaml"),
+        ("LOG_FORMAT", ""),
     ],
 )
 def test_bad_value_stops_the_app_naming_the_key(key, value):

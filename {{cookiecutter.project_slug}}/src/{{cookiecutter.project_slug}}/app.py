@@ -6,7 +6,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.exceptions import HTTPException
 
-from . import settings
+from . import logs, settings
 from .tasks import TaskEngine
 from .tasks.backends import SETTINGS as BACKEND_SETTINGS
 from .tasks.problems import http_error_handler
@@ -16,6 +16,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Make the app: defaults, then ``FLASK_*`` environment variables, then ``config``."""
     app = Flask(__package__)
     configure(app, config)
+    logs.init_app(app)
     app.register_error_handler(HTTPException, http_error_handler)
     TaskEngine(app)
     # Imported here, once the package is whole, so that routes.py (and modules

@@ -17,6 +17,8 @@ from typing import Any, NamedTuple
 
 from flask import Config
 
+from .logs import LOG_FORMATS
+
 Check = Callable[[object], bool]
 
 
@@ -66,6 +68,15 @@ def token(value: object) -> bool:
     return isinstance(value, str) and re.fullmatch(r"[!-~]+", value) is not None
 
 
+def one_of(*choices: str) -> Check:
+    """One of ``choices``, exactly."""
+
+    def check(value: object) -> bool:
+        return isinstance(value, str) and value in choices
+
+    return check
+
+
 def optional(check: Check) -> Check:
     """``check``, or None."""
 
@@ -91,6 +102,8 @@ COMMON = Settings(
         "TASK_MAX_ANSWER_BYTES": 16 * 1024 * 1024,
         # The token /metrics asks for (Authorization: Bearer <token>); None: anyone may read.
         "METRICS_TOKEN": None,
+        # How log lines are written: "text", or "json" (one object per line).
+        "LOG_FORMAT": "text",
     },
     rules={
         "TASK_RETENTION": Rule(positive, "a number > 0"),
@@ -100,8 +113,9 @@ COMMON = Settings(
         "TASK_MAX_ANSWER_BYTES": Rule(whole(1), "a whole number of bytes >= 1"),
         "SECRET_KEY": Rule(optional(lambda value: isinstance(value, str | bytes)), "a string"),
         "METRICS_TOKEN": Rule(optional(token), "visible ASCII characters with no spaces, or unset"),
+        "LOG_FORMAT": Rule(one_of(*LOG_FORMATS), " or ".join(map(repr, LOG_FORMATS))),
     },
-    text_keys=frozenset({"SECRET_KEY", "METRICS_TOKEN"}),
+    text_keys=frozenset({"SECRET_KEY", "METRICS_TOKEN", "LOG_FORMAT"}),
 )
 
 

@@ -1,4 +1,4 @@
-"""The routes, written with plain Flask: task status, health and metrics."""
+"""The routes, written with plain Flask: task status, probes and metrics."""
 
 from flask import Blueprint, Flask
 from flask.views import MethodView
@@ -19,9 +19,15 @@ class TaskStatus(MethodView):
         return task_engine().cancel_response(task_id)
 
 
-@bp.get("/health")
-def health() -> tuple[dict[str, str], int, dict[str, str]]:
-    return task_engine().health_response()
+@bp.get("/livez")
+def liveness() -> tuple[dict[str, str], int, dict[str, str]]:
+    return task_engine().liveness_response()
+
+
+@bp.get("/readyz")
+@bp.get("/health")  # readiness's first name
+def readiness() -> tuple[dict[str, str], int, dict[str, str]]:
+    return task_engine().readiness_response()
 
 
 @bp.get("/metrics")

@@ -1,4 +1,4 @@
-"""The routes, written with flask-restful: task status, health and metrics."""
+"""The routes, written with flask-restful: task status, probes and metrics."""
 
 from flask import Flask
 from flask_restful import Api, Resource
@@ -34,9 +34,14 @@ class TaskStatus(Resource):
         return task_engine().cancel_response(task_id)
 
 
-class Health(Resource):
+class Liveness(Resource):
     def get(self) -> tuple[dict[str, str], int, dict[str, str]]:
-        return task_engine().health_response()
+        return task_engine().liveness_response()
+
+
+class Readiness(Resource):
+    def get(self) -> tuple[dict[str, str], int, dict[str, str]]:
+        return task_engine().readiness_response()
 
 
 class Metrics(Resource):
@@ -46,6 +51,7 @@ class Metrics(Resource):
 
 def init_app(app: Flask) -> None:
     api = ProblemApi(app)
-    api.add_resource(Health, "/health")
+    api.add_resource(Liveness, "/livez")
+    api.add_resource(Readiness, "/readyz", "/health")  # /health: readiness's first name
     api.add_resource(Metrics, "/metrics")
     api.add_resource(TaskStatus, *STATUS_RULES, **STATUS_RULE_OPTIONS)

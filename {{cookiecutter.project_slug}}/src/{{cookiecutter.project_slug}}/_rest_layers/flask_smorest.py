@@ -1,4 +1,4 @@
-"""The routes, written with flask-smorest: task status, health, metrics, and the API's documents.
+"""The routes, written with flask-smorest: task status, probes, metrics, and the API's documents.
 
 ``init_app`` makes the app's ``Api`` (``openapi.ProblemApi``): it serves the
 OpenAPI document at ``/docs/openapi.json`` and Swagger UI at ``/docs/``.
@@ -101,20 +101,46 @@ class TaskStatus(MethodView):
         return task_engine().cancel_response(task_id)
 
 
-class Health(MethodView):
-    @blp.doc(operationId="get_health")
+class Liveness(MethodView):
+    @blp.doc(operationId="get_liveness")
     @blp.response(
+        200,
+        HealthSchema,
+        description="The process runs. Nothing outside it is asked: a liveness probe.",
+    )
+    def get(self) -> ResponseReturnValue:
+        """Whether the process runs (a liveness probe: restart it if not)."""
+        return task_engine().liveness_response()
+
+
+def readiness_answers(view: Any) -> Any:
+    """Document a readiness probe's answers."""
+    ok = blp.response(
         200, HealthSchema, description="Up, and the task store answers (the queue may be full)."
     )
-    @blp.alt_response(
+    unavailable = blp.alt_response(
         503,
         schema=HealthSchema,
         description="The task store cannot be reached.",
         headers=RETRY_HEADERS,
     )
+    return ok(unavailable(view))
+
+
+class Readiness(MethodView):
+    @blp.doc(operationId="get_readiness")
+    @readiness_answers
     def get(self) -> ResponseReturnValue:
-        """Whether the service can take and answer tasks."""
-        return task_engine().health_response()
+        """Whether the service can take and answer tasks (a readiness probe)."""
+        return task_engine().readiness_response()
+
+
+class Health(MethodView):
+    @blp.doc(operationId="get_health")
+    @readiness_answers
+    def get(self) -> ResponseReturnValue:
+        """Whether the service can take and answer tasks: ``/readyz``'s first name."""
+        return task_engine().readiness_response()
 
 
 class Metrics(MethodView):
@@ -133,6 +159,8 @@ class Metrics(MethodView):
 
 NO_TASK_ID_RULE, TASK_STATUS_RULE = STATUS_RULES
 blp.route(TASK_STATUS_RULE, **STATUS_RULE_OPTIONS)(TaskStatus)
+blp.route("/livez")(Liveness)
+blp.route("/readyz")(Readiness)
 blp.route("/health")(Health)
 blp.route("/metrics")(Metrics)
 

@@ -1,8 +1,9 @@
 """The task engine: one per app, in ``app.extensions["task_engine"]``.
 
 It answers HTTP and knows nothing of REST layers: a layer routes
-``STATUS_RULES`` to ``status_response`` and ``cancel_response``,
-``/health`` to ``health_response`` and ``/metrics`` to ``metrics_response``;
+``STATUS_RULES`` to ``status_response`` and ``cancel_response``, ``/livez``
+to ``liveness_response``, ``/readyz`` and ``/health`` to
+``readiness_response``, and ``/metrics`` to ``metrics_response``;
 ``async_api`` views call ``submit``. Where
 tasks are kept and run is the backend's business (``tasks/backends``).
 """
@@ -204,8 +205,14 @@ class TaskEngine:
             return forgotten
         return self._monitor(task, 200 if previous == QUEUED else 202)
 
-    def health_response(self) -> tuple[dict[str, str], int, dict[str, str]]:
-        """``/health``: 200 while tasks can be taken and answered, else 503 saying why."""
+    def liveness_response(self) -> tuple[dict[str, str], int, dict[str, str]]:
+        """``/livez``: 200 while the process runs. It asks nothing outside the process,
+        so that an outage of Redis never has an orchestrator restart healthy processes."""
+        return {"status": "ok"}, 200, {}
+
+    def readiness_response(self) -> tuple[dict[str, str], int, dict[str, str]]:
+        """``/readyz`` (and ``/health``): 200 while tasks can be taken and answered,
+        else 503 saying why."""
         reason = self.backend.why_unavailable()
         if reason is None:
             return {"status": "ok"}, 200, {}

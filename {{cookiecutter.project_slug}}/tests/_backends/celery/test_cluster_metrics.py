@@ -19,13 +19,17 @@ def test_every_web_process_answers_the_same_figures_even_after_a_restart(
     assert read_metrics(web_app().test_client()) == figures
 
 
-def test_a_task_whose_worker_was_lost_counts_as_lost(web_app):
+def test_a_task_whose_worker_was_lost_counts_as_lost(web_app, caplog):
     app = web_app(TASK_LEASE=0.05)
     client = app.test_client()
-    submitted = client.get("/nap/60")  # no worker runs here
+    task_id = client.get("/nap/60").get_json()["id"]  # no worker runs here
     backend = app.extensions["task_engine"].backend
-    backend.store.start(submitted.get_json()["id"], 0.05)  # a worker took it, and vanished
+    backend.store.start(task_id, 0.05)  # a worker took it, and vanished
     wait_for(lambda: backend.cleaner.run_pass() == 1, what="the reaper to fail the task")
+    assert f"1 tasks failed: their worker stopped: {task_id}" in caplog.text
+    ended = [record for record in caplog.records if record.getMessage().startswith("Task ")]
+    assert [(record.task_id, record.levelname) for record in ended] == [(task_id, "INFO")]
+    assert f"Task {task_id} (nap) failed:" in ended[0].getMessage()
     figures = read_metrics(client)
     assert sample(figures, "async_api_tasks_lost_total", endpoint="nap") == 1
     finished = "async_api_tasks_finished_total"

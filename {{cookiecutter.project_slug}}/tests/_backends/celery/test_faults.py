@@ -3,6 +3,7 @@
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 from helpers import wait_for
@@ -96,6 +97,36 @@ def test_a_killed_workers_task_fails_after_its_lease(web_app, worker_process):
     assert "worker" in failed.get_json()["detail"]
 
 
+def test_a_task_whose_pool_process_dies_fails_at_once(web_app, worker_process):
+    lease = 60  # the lease would fail it a minute later: the worker does at once
+    worker, log = worker_process(FLASK_TASK_LEASE=str(lease), FLASK_TASK_MAX_WORKERS="1")
+    client = web_app(TASK_LEASE=lease).test_client()
+    location = client.get("/nap/60").headers["Location"]
+    task_id = location.rsplit("/", 1)[1]
+    wait_for(
+        lambda: client.get(location).headers.get("Task-Status") == "running",
+        timeout=20,
+        what="the worker to start the task",
+    )
+    children = Path(f"/proc/{worker.pid}/task/{worker.pid}/children").read_text().split()
+    for child in children:  # the pool: the task's process, killed as the OOM killer would
+        os.kill(int(child), signal.SIGKILL)
+    wait_for(
+        lambda: client.get(location).headers.get("Task-Status") == "failed",
+        timeout=15,
+        what="the task to fail",
+    )
+    failed = client.get(location)
+    assert failed.status_code == 500
+    assert "worker" in failed.get_json()["detail"]
+    wait_for(
+        lambda: f"Task {task_id} (nap) failed:".encode() in log.read_bytes(),
+        what="the worker to log the task's end",
+    )
+    assert f"Task {task_id} failed: its worker process died".encode() in log.read_bytes()
+    assert worker.poll() is None  # the worker itself lives on, with a new pool process
+
+
 def test_a_running_task_keeps_its_lease_while_its_worker_lives(make_app, gate, poll_done):
     lease = 0.3
     app = make_app(TASK_LEASE=lease, TASK_CLEANUP_INTERVAL=0.05)
@@ -154,6 +185,36 @@ def test_redis_down_answers_503_in_bounded_time_then_recovers(redis_server, web_
     assert client.get("/nap/5").status_code == 202
 
 
+def assert_alive_but_not_ready(client):
+    """``/livez`` answers 200 at once; ``/readyz`` 503, within Redis's time bound."""
+    started = time.monotonic()
+    alive = client.get("/livez")
+    assert (alive.status_code, alive.get_json()) == (200, {"status": "ok"})
+    assert time.monotonic() - started < 0.5
+    ready = client.get("/readyz")
+    assert time.monotonic() - started < 4
+    assert ready.status_code == 503
+    assert ready.get_json()["status"] == "unavailable"
+    assert int(ready.headers["Retry-After"]) >= 1
+
+
+def test_liveness_holds_while_redis_is_down_or_stalled(redis_server, web_app):
+    client = web_app().test_client()
+    assert client.get("/readyz").status_code == 200
+    redis_server.stop()
+    try:
+        assert_alive_but_not_ready(client)
+    finally:
+        redis_server.start()
+    wait_for(lambda: client.get("/readyz").status_code == 200, timeout=10, what="recovery")
+    os.kill(redis_server.process.pid, signal.SIGSTOP)  # takes connections, answers nothing
+    try:
+        assert_alive_but_not_ready(client)
+    finally:
+        os.kill(redis_server.process.pid, signal.SIGCONT)
+    wait_for(lambda: client.get("/readyz").status_code == 200, timeout=10, what="recovery")
+
+
 def test_a_redis_outage_shorter_than_the_lease_fails_no_finished_task(
     redis_server, web_app, worker_process, poll_done
 ):
@@ -169,7 +230,7 @@ def test_a_redis_outage_shorter_than_the_lease_fails_no_finished_task(
     try:
         # Down until every view has finished and failed to record its end.
         wait_for(
-            lambda: log.read_bytes().count(b"finished, but Redis could not be told") >= 3,
+            lambda: log.read_bytes().count(b"napped 0.5 s") >= 3,
             timeout=15,
             what="the views to finish while Redis is down",
         )
@@ -180,6 +241,12 @@ def test_a_redis_outage_shorter_than_the_lease_fails_no_finished_task(
         assert done.status_code == 200, done.get_data()
         assert done.get_data() == b"slept 0.5"
         assert done.headers["Task-Status"] == "succeeded"
+    # Each pool process said once that Redis was away, however often its
+    # cancel checks, leases and ends failed to reach it, and once that it
+    # was back.
+    lines = log.read_bytes()
+    assert 1 <= lines.count(b"Redis is unavailable") <= 3, lines.decode(errors="replace")
+    assert lines.count(b"Redis is reachable again") == lines.count(b"Redis is unavailable")
 
 
 def test_a_stalled_redis_answers_503_in_bounded_time(app, poll_done):

@@ -19,18 +19,21 @@ from collections.abc import Iterator
 from typing import Any
 
 import redis
+from billiard.exceptions import WorkerLostError
+from celery import signals
 from flask import Flask
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from ...backend import Idempotency, Progress, Unavailable
+from ....logs import log_task_end, request_id_of, task_logging
+from ...backend import CANCELLED, QUEUED, Idempotency, Progress, Unavailable
 from ...cleaner import Cleaner
 from ...problems import problem
 from ...replay import Outcome, run_task
 from ...snapshot import RequestSnapshot
 from .celery_app import REDIS_TIMEOUT, celery_init_app
 from .metrics import RedisMetrics, heartbeat_step
-from .store import RedisTaskStore, StoredTask, redis_unavailable
+from .store import Ended, RedisTaskStore, StoredTask, redis_unavailable
 
 WORKER_LOST_PROBLEM = problem(
     500,
@@ -80,7 +83,11 @@ class CeleryBackend:
 
         # The Celery task a worker runs: its message carries only the task id.
         self.run_task = run
-        self._leases = _Leases(self.store, self.lease, app.logger)
+        # A pool process that dies is seen by its worker at once: its task
+        # fails now, not a lease later.
+        signals.task_failure.connect(self._on_failure, sender=run, weak=False)
+        self._outage = _Outage(app.logger)
+        self._leases = _Leases(self.store, self.lease, self._outage)
         self._warn_if_evicting()
         # Started by the first request a web process answers, never at import:
         # a thread started before a Celery worker forks its pool would
@@ -121,7 +128,11 @@ class CeleryBackend:
         return self.store.get(task_id, requester)
 
     def cancel(self, task_id: str, requester: bytes | None) -> tuple[str | None, StoredTask | None]:
-        return self.store.cancel(task_id, requester)
+        before, task = self.store.cancel(task_id, requester)
+        if before == QUEUED and task is not None and task.status == CANCELLED:
+            queued = task.updated_at - task.created_at
+            self._log_end(Ended(task_id, task.endpoint, CANCELLED, queued, 0.0))
+        return before, task
 
     def why_unavailable(self) -> str | None:
         """Why not, unless Redis takes a write now and keeps every key it is given.
@@ -187,7 +198,8 @@ class CeleryBackend:
     def _send(self, task_id: str) -> None:
         """Send the message that has a worker run the task: its id, nothing more."""
         with redis_unavailable():
-            self.run_task.apply_async((task_id,))
+            # Celery's id is the task's own, so that Celery's log lines name it too.
+            self.run_task.apply_async((task_id,), task_id=task_id)
 
     def _reap(self) -> int:
         """One reaper pass: fail tasks of lost workers, resend lost messages."""
@@ -196,40 +208,54 @@ class CeleryBackend:
             for task_id in resend:
                 self._send(task_id)
         except Unavailable as error:
-            # One line per pass, not a traceback: Redis being away is said
-            # already by every request's 503 and by /health.
-            self.app.logger.warning("Task reaper: Redis is unavailable (%s)", error.__cause__)
+            # Said once per outage, not a traceback a pass: every request's
+            # 503 and /readyz say it too.
+            self._outage.lost("the task reaper", error)
             return 0
+        self._outage.back()
         if failed:
-            self.app.logger.warning("%d tasks failed: their worker stopped", failed)
-        return failed
+            self.app.logger.warning(
+                "%d tasks failed: their worker stopped: %s",
+                len(failed),
+                ", ".join(ended.task_id for ended in failed),
+            )
+        for ended in failed:
+            self._log_end(ended)
+        return len(failed)
+
+    def _log_end(self, ended: Ended) -> None:
+        with task_logging(ended.task_id):
+            log_task_end(self.app.logger, *ended)
 
     # -- worker side ----------------------------------------------------
 
     def run(self, task_id: str) -> None:
         """In a worker: run the task, unless it was cancelled, expired or already taken."""
         claimed_at = time.monotonic()
-        request = self.store.start(task_id, self.lease)
-        if request is None:
+        started = self.store.start(task_id, self.lease)
+        if started is None:
             return
-        running = _Running(self.store, task_id, self.app, claimed_at + self.lease)
-        # The lease is kept while the end is recorded too: a Redis outage
-        # shorter than the lease must not fail a task whose view finished.
-        with self._leases.renewed(running):
-            outcome = run_task(self.app, running, request)
-            self._finish(running, outcome)
+        running = _Running(self.store, task_id, self._outage, claimed_at + self.lease)
+        with task_logging(task_id, request_id_of(started.request.environ)):
+            # The lease is kept while the end is recorded too: a Redis outage
+            # shorter than the lease must not fail a task whose view finished.
+            with self._leases.renewed(running):
+                outcome = run_task(self.app, running, started.request)
+                ended = self._finish(running, outcome)
+            if ended is not None:
+                status, queued, ran = ended
+                log_task_end(self.app.logger, task_id, started.endpoint, status, queued, ran)
 
-    def _finish(self, running: _Running, outcome: Outcome) -> None:
+    def _finish(self, running: _Running, outcome: Outcome) -> tuple[str, float, float] | None:
         """Record how the task ended, trying again for as long as its lease holds.
 
         FINISH acts only on a running task, so a try whose reply was lost
-        and the try after it record the end once.
+        and the try after it record the end once. Returns what FINISH did.
         """
         pause = FINISH_RETRY_FIRST
         while True:
             try:
-                self.store.finish(running.id, *outcome)
-                return
+                ended = self.store.finish(running.id, *outcome)
             except Unavailable as error:
                 left = running.lease_ends - time.monotonic()
                 if left <= 0:
@@ -240,17 +266,66 @@ class CeleryBackend:
                         running.id,
                         error.__cause__,
                     )
-                    return
-                if pause == FINISH_RETRY_FIRST:
-                    self.app.logger.warning(
-                        "Task %s finished, but Redis could not be told (%s):"
-                        " trying again for up to %.0f s, while its lease holds",
-                        running.id,
-                        error.__cause__,
-                        left,
-                    )
+                    return None
+                self._outage.lost("recording a task's end", error)
                 time.sleep(min(pause, left))
                 pause = min(pause * 2, FINISH_RETRY_MAX)
+            else:
+                self._outage.back()
+                return ended
+
+    def _on_failure(self, task_id: str | None = None, exception: object = None, **_: Any) -> None:
+        """In a worker's main process: a pool process died running ``task_id``."""
+        if task_id is None or not isinstance(exception, WorkerLostError):
+            return
+        with task_logging(task_id):
+            try:
+                ended = self.store.lost(task_id, WORKER_LOST_PROBLEM)
+            except Unavailable as error:
+                self._outage.lost("failing a task whose process died", error)
+                return  # its lease lapses, and a reaper fails it
+            if ended is not None:
+                self.app.logger.error(
+                    "Task %s failed: its worker process died (%s)", task_id, exception
+                )
+                log_task_end(self.app.logger, *ended)
+
+
+class _Outage:
+    """Says once that Redis is away, and once that it is back, in each process.
+
+    A worker's tasks ask Redis several times a second (cancel checks,
+    progress, leases); a line for each failed call would bury the log.
+    """
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self._logger = logger
+        self._lock = threading.Lock()
+        self._away = False
+
+    def lost(self, doing: str, error: Unavailable) -> None:
+        """A call to Redis failed, while ``doing`` something."""
+        if self._away:
+            return
+        with self._lock:
+            if self._away:
+                return
+            self._away = True
+        self._logger.warning(
+            "Redis is unavailable (%s: %s): trying again; said once until it is back",
+            doing,
+            error.__cause__,
+        )
+
+    def back(self) -> None:
+        """A call to Redis succeeded."""
+        if not self._away:
+            return
+        with self._lock:
+            if not self._away:
+                return
+            self._away = False
+        self._logger.warning("Redis is reachable again")
 
 
 class _Running:
@@ -260,9 +335,11 @@ class _Running:
     # tight loop must not flood Redis, and a cancel still shows at once.
     CANCEL_CHECK_INTERVAL = 0.25
 
-    def __init__(self, store: RedisTaskStore, task_id: str, app: Flask, lease_ends: float) -> None:
+    def __init__(
+        self, store: RedisTaskStore, task_id: str, outage: _Outage, lease_ends: float
+    ) -> None:
         self._store = store
-        self._app = app
+        self._outage = outage
         self._cancelled = False
         self._checked_at = float("-inf")
         self.id = task_id
@@ -277,8 +354,10 @@ class _Running:
             self._checked_at = now
             try:
                 self._cancelled = self._store.cancel_requested(self.id)
-            except Unavailable:
-                self._app.logger.warning("Task %s: Redis did not say if it was cancelled", self.id)
+            except Unavailable as error:
+                self._outage.lost("checking for a cancel", error)
+            else:
+                self._outage.back()
         return self._cancelled
 
     def stop(self) -> None:
@@ -288,8 +367,10 @@ class _Running:
     def report(self, progress: Progress) -> None:
         try:
             self._store.report(self.id, progress)
-        except Unavailable:
-            self._app.logger.warning("Task %s: Redis did not take its progress", self.id)
+        except Unavailable as error:
+            self._outage.lost("reporting progress", error)
+        else:
+            self._outage.back()
 
 
 class _Leases:
@@ -299,10 +380,10 @@ class _Leases:
     that forks afterwards (a Celery worker forks its pool before any task).
     """
 
-    def __init__(self, store: RedisTaskStore, lease: float, logger: logging.Logger) -> None:
+    def __init__(self, store: RedisTaskStore, lease: float, outage: _Outage) -> None:
         self._store = store
         self._lease = lease
-        self._logger = logger
+        self._outage = outage
         self._running: dict[str, _Running] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -329,13 +410,17 @@ class _Leases:
             for task in running:
                 asked_at = time.monotonic()
                 try:
-                    if self._store.renew(task.id, self._lease):
-                        task.lease_ends = asked_at + self._lease
-                    else:
-                        self._logger.warning(
+                    renewed = self._store.renew(task.id, self._lease)
+                except Unavailable as error:
+                    self._outage.lost("renewing a task's lease", error)
+                    continue
+                self._outage.back()
+                if renewed:
+                    task.lease_ends = asked_at + self._lease
+                else:
+                    with task_logging(task.id):
+                        logging.getLogger(__name__).warning(
                             "Task %s lost its lease (it was failed as stopped): asking it to stop",
                             task.id,
                         )
-                        task.stop()
-                except Unavailable:
-                    self._logger.warning("Task %s: Redis did not renew its lease", task.id)
+                    task.stop()

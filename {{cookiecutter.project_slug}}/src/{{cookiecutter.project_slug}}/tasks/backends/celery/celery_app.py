@@ -8,13 +8,26 @@ in its own Redis keys (``store.py``), and a message carries only its id.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from celery import Celery, Task
+from celery import Celery, Task, signals
 from flask import Flask
 
 # Seconds a web process waits on Redis before it answers 503.
 REDIS_TIMEOUT = 2
+
+
+@signals.setup_logging.connect(weak=False)
+def keep_the_apps_logging(loglevel: int | str | None = None, **_: Any) -> None:
+    """A worker writes its lines as the app does (``logs.py``), not as Celery would.
+
+    With a receiver of this signal Celery leaves logging alone: each line is
+    written once (Celery would add a root handler beside Flask's), in
+    ``LOG_FORMAT``, naming its task. ``--loglevel`` still applies.
+    """
+    if loglevel:
+        logging.getLogger().setLevel(loglevel)
 
 
 def celery_config(app: Flask) -> dict[str, Any]:

@@ -56,22 +56,35 @@ local function observe(metrics, name, endpoint, ms)
   redis.call('HINCRBY', metrics, name .. '|' .. endpoint .. '|sum', ms)
 end
 -- A task's end: its final status, and the seconds it ran (ran) or waited in
--- the queue (cancelled there). Returns its endpoint.
+-- the queue (cancelled there). Returns its endpoint, and the milliseconds it
+-- was queued and ran, for the worker's or web process's end-of-task line.
 local function ended(metrics, task, status, ran)
   local fields = redis.call('HMGET', task, 'endpoint', 'created', 'started')
   local endpoint = fields[1] or ''
+  local created, started = tonumber(fields[2]) or now, tonumber(fields[3])
+  local queued_ms, run_ms = (started or now) - created, 0
   count(metrics, 'finished', endpoint, status)
-  if ran and fields[3] then
-    observe(metrics, 'run', endpoint, now - tonumber(fields[3]))
+  if ran and started then
+    run_ms = now - started
+    observe(metrics, 'run', endpoint, run_ms)
   elseif not ran then
-    observe(metrics, 'queued', endpoint, now - tonumber(fields[2]))
+    observe(metrics, 'queued', endpoint, queued_ms)
   end
-  return endpoint
+  return {endpoint, queued_ms, run_ms}
 end
 local function expire(task, retention)
   redis.call('PEXPIRE', task, retention)
   local scope = redis.call('HGET', task, 'scope')
   if scope then redis.call('PEXPIRE', scope, retention) end
+end
+-- A running task whose worker is lost ends failed. Returns what ended does.
+local function lose(task, metrics, retention, problem)
+  redis.call('HSET', task, 'status', 'failed', 'updated', now, 'error', problem)
+  redis.call('HDEL', task, 'cancel')
+  local outcome = ended(metrics, task, 'failed', true)
+  count(metrics, 'lost', outcome[1], '')
+  expire(task, retention)
+  return outcome
 end
 -- Another owner's task is answered as if it did not exist, and before
 -- anything else of it is read: its answer may be large, and the time to
@@ -119,7 +132,8 @@ return {'new', tostring(now)}
 
 # start: a queued task becomes running, with a lease, and hands over its
 # request, which leaves Redis now. Anything else is refused: cancelled
-# meanwhile, expired, or a second delivery of its message.
+# meanwhile, expired, or a second delivery of its message. Returns the
+# request, its body, the endpoint and the milliseconds it was queued.
 # KEYS: task, queued set, running set, queued-since set, metrics
 # ARGV: id, lease (ms)
 START = """
@@ -130,8 +144,9 @@ redis.call('HDEL', KEYS[1], 'request', 'body')
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[4], ARGV[1])
 redis.call('ZADD', KEYS[3], now + tonumber(ARGV[2]), ARGV[1])
-observe(KEYS[5], 'queued', task[3] or '', now - tonumber(task[4]))
-return {task[1], task[2]}
+local queued_ms = now - tonumber(task[4])
+observe(KEYS[5], 'queued', task[3] or '', queued_ms)
+return {task[1], task[2], task[3] or '', queued_ms}
 """
 
 # renew: a running task's worker is alive; its lease runs on. Returns 0 once
@@ -152,7 +167,8 @@ return 1
 """
 
 # finish: a running task ends with what its view answered; a cancellation
-# asked for while it ran wins, and the answer is dropped.
+# asked for while it ran wins, and the answer is dropped. Returns the final
+# status and the milliseconds it was queued and ran; false if it was not running.
 # KEYS: task, running set, metrics
 # ARGV: id, status, head or '', answer, error or '', retention (ms), cancelled problem
 FINISH = """
@@ -167,9 +183,9 @@ else
   if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'error', ARGV[5]) end
 end
 redis.call('HSET', KEYS[1], 'status', status, 'updated', now)
-ended(KEYS[3], KEYS[1], status, true)
+local outcome = ended(KEYS[3], KEYS[1], status, true)
 expire(KEYS[1], ARGV[6])
-return status
+return {status, outcome[2], outcome[3]}
 """
 
 # The fields a poll reads, in this order; never the request or its body.
@@ -235,20 +251,18 @@ return 1
 # machine gone): they end failed. Queued tasks whose message was sent a lease
 # ago or more are handed back to be sent again: a message can be lost (the
 # web process died before sending it, a worker died after taking it), and a
-# repeated one does nothing. Returns how many failed, and the ids to resend.
+# repeated one does nothing. Returns the failed tasks (id, endpoint, ms
+# queued, ms run), how many lapsed leases it looked at, and the ids to resend.
 # KEYS: running set, queued set, metrics
 # ARGV: task key prefix, retention (ms), worker-lost problem, batch, lease (ms)
 REAP = """
-local failed = 0
+local failed = {}
 local lapsed = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[4]))
 for _, id in ipairs(lapsed) do
   local task = ARGV[1] .. id
   if redis.call('HGET', task, 'status') == 'running' then
-    redis.call('HSET', task, 'status', 'failed', 'updated', now, 'error', ARGV[3])
-    redis.call('HDEL', task, 'cancel')
-    count(KEYS[3], 'lost', ended(KEYS[3], task, 'failed', true), '')
-    expire(task, ARGV[2])
-    failed = failed + 1
+    local outcome = lose(task, KEYS[3], ARGV[2], ARGV[3])
+    table.insert(failed, {id, outcome[1], outcome[2], outcome[3]})
   end
   redis.call('ZREM', KEYS[1], id)
 end
@@ -256,6 +270,16 @@ local resend = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[
   'LIMIT', 0, tonumber(ARGV[4]))
 for _, id in ipairs(resend) do redis.call('ZADD', KEYS[2], 'XX', now, id) end
 return {failed, #lapsed, resend}
+"""
+
+# lost: a running task whose pool process died, as its Celery worker saw at
+# once (WorkerLostError), ends failed without waiting for its lease. Returns
+# what ended does, or false if the task no longer runs.
+# KEYS: task, running set, metrics    ARGV: id, retention (ms), worker-lost problem
+LOST = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return false end
+redis.call('ZREM', KEYS[2], ARGV[1])
+return lose(KEYS[1], KEYS[3], ARGV[2], ARGV[3])
 """
 
 # heartbeat: a Celery worker is alive, idle or not, for one more lease;
@@ -292,6 +316,7 @@ ALL = {
         "cancel": CANCEL,
         "forget": FORGET,
         "reap": REAP,
+        "lost": LOST,
         "heartbeat": HEARTBEAT,
         "metrics": METRICS,
     }.items()

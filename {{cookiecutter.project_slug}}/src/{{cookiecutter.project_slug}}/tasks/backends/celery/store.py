@@ -16,7 +16,7 @@ from typing import Any, NamedTuple, cast
 import redis
 from kombu.exceptions import OperationalError
 
-from ...backend import Busy, Idempotency, Progress, Unavailable
+from ...backend import FAILED, Busy, Idempotency, Progress, Unavailable
 from ...problems import CANCELLED_PROBLEM, Problem
 from ...snapshot import Head, RequestSnapshot, ResponseSnapshot
 from . import scripts
@@ -40,6 +40,24 @@ def redis_unavailable() -> Iterator[None]:
 REAP_BATCH = 500
 
 
+class Ended(NamedTuple):
+    """A task's end, as the script that ended it saw it, for its log line."""
+
+    task_id: str
+    endpoint: str
+    status: str
+    queued: float  # seconds
+    ran: float
+
+
+class Started(NamedTuple):
+    """A task a worker took: its request, its view's endpoint, and seconds it was queued."""
+
+    request: RequestSnapshot
+    endpoint: str
+    queued: float
+
+
 class StoredTask:
     """A task as read from its Redis hash (a ``TaskState``)."""
 
@@ -54,6 +72,7 @@ class StoredTask:
         "error",
         "response",
         "fingerprint",
+        "endpoint",
     )
 
     def __init__(self, task_id: str, fields: dict[bytes, bytes]) -> None:
@@ -75,6 +94,8 @@ class StoredTask:
         if head is not None:
             self.response = ResponseSnapshot(head_from_json(head), fields[b"answer"])
         self.fingerprint = fields.get(b"fp")
+        # Read by a cancel only; a poll does not read it.
+        self.endpoint = fields.get(b"endpoint", b"").decode("utf-8", "replace")
 
 
 def head_from_json(text: bytes) -> Head:
@@ -214,17 +235,18 @@ class RedisTaskStore:
         """Drop a task that was never handed to a worker, and its Idempotency-Key."""
         self._call("forget", [self._key(task_id), self._queued, self._queued_since], [task_id])
 
-    def reap(self, worker_lost: Problem, lease: float) -> tuple[int, list[str]]:
+    def reap(self, worker_lost: Problem, lease: float) -> tuple[list[Ended], list[str]]:
         """Fail running tasks whose lease lapsed; take queued ones whose message may be lost.
 
-        Returns how many failed, and the ids of queued tasks to send again.
+        Returns the tasks that failed, and the ids of queued tasks to send again.
         """
-        failed, resend = 0, []
+        failed: list[Ended] = []
+        resend: list[str] = []
         while True:
-            count: int
+            lapsed: list[list[Any]]
             looked_at: int
             ids: list[bytes]
-            count, looked_at, ids = self._call(
+            lapsed, looked_at, ids = self._call(
                 "reap",
                 [self._running, self._queued, self._metrics],
                 [
@@ -235,24 +257,39 @@ class RedisTaskStore:
                     round(lease * 1000),
                 ],
             )
-            failed += count
+            failed += [
+                Ended(task_id.decode(), endpoint.decode(), FAILED, queued / 1000, ran / 1000)
+                for task_id, endpoint, queued, ran in lapsed
+            ]
             resend += [task_id.decode() for task_id in ids]
             if looked_at < REAP_BATCH and len(ids) < REAP_BATCH:
                 return failed, resend
 
+    def lost(self, task_id: str, worker_lost: Problem) -> Ended | None:
+        """Fail a running task whose worker process died; None if it no longer runs."""
+        outcome: list[Any] | None = self._call(
+            "lost",
+            [self._key(task_id), self._running, self._metrics],
+            [task_id, self._retention_ms, json.dumps(worker_lost)],
+        )
+        if not outcome:
+            return None
+        endpoint, queued, ran = outcome
+        return Ended(task_id, endpoint.decode(), FAILED, queued / 1000, ran / 1000)
+
     # -- worker side ----------------------------------------------------
 
-    def start(self, task_id: str, lease: float) -> RequestSnapshot | None:
+    def start(self, task_id: str, lease: float) -> Started | None:
         """Mark a queued task running and take its request; None if it must not run."""
-        taken: list[bytes] | None = self._call(
+        taken: list[Any] | None = self._call(
             "start",
             [self._key(task_id), self._queued, self._running, self._queued_since, self._metrics],
             [task_id, round(lease * 1000)],
         )
         if taken is None:
             return None
-        environ, body = taken
-        return request_from_json(environ, body)
+        environ, body, endpoint, queued = taken
+        return Started(request_from_json(environ, body), endpoint.decode(), queued / 1000)
 
     def renew(self, task_id: str, lease: float) -> bool:
         """Extend a running task's lease; False once it is no longer running."""
@@ -269,12 +306,14 @@ class RedisTaskStore:
 
     def finish(
         self, task_id: str, status: str, response: ResponseSnapshot | None, error: Problem | None
-    ) -> None:
+    ) -> tuple[str, float, float] | None:
+        """End a running task: its final status (a cancel asked for wins) and the
+        seconds it was queued and ran; None if it was not running."""
         head, answer = "", b""
         if response is not None:
             status_line, headers = response.head
             head, answer = json.dumps([status_line, headers]), response.body
-        self._call(
+        ended: list[Any] | None = self._call(
             "finish",
             [self._key(task_id), self._running, self._metrics],
             [
@@ -287,6 +326,10 @@ class RedisTaskStore:
                 json.dumps(CANCELLED_PROBLEM),
             ],
         )
+        if not ended:
+            return None
+        final, queued, ran = ended
+        return final.decode(), queued / 1000, ran / 1000
 
     def heartbeat(self, worker: str, lease: float) -> None:
         """``worker`` is alive for one more ``lease`` seconds."""

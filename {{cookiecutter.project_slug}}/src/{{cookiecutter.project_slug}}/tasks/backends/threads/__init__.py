@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from flask import Flask
 
+from ....logs import log_task_end, request_id_of, task_logging
 from ...backend import FAILED, QUEUED, RUNNING, Busy, Idempotency, Progress
 from ...cleaner import Cleaner
 from ...owners import may_see
@@ -108,10 +109,12 @@ class ThreadBackend:
         task = self.get(task_id, requester)
         if task is None:
             return None, None
+        request_id = _request_id(task)  # a cancelled task lets its request go
         previous = self.store.request_cancel(task)
         if previous == QUEUED:  # it is cancelled now, by this call only
             self.pool.cancel(task)  # free its place in the queue now
-            self.metrics.ended(task)
+            with task_logging(task.id, request_id):
+                self._ended(task)
         if self.store.get(task_id) is not task:
             return None, None
         if previous in (QUEUED, RUNNING):
@@ -134,11 +137,12 @@ class ThreadBackend:
         if timeout is None:
             timeout = self.shutdown_timeout
         for task in self.pool.close():
-            self.store.finish(task, FAILED, None, STOPPED_PROBLEM)
-            self.metrics.ended(task)
-            self.app.logger.warning(
-                "Task %s failed: the service stopped before it started", task.id
-            )
+            with task_logging(task.id, _request_id(task)):
+                self.store.finish(task, FAILED, None, STOPPED_PROBLEM)
+                self.app.logger.warning(
+                    "Task %s failed: the service stopped before it started", task.id
+                )
+                self._ended(task)
         if not self.pool.wait(timeout):
             for task in self.store.unfinished():
                 self.app.logger.warning(
@@ -148,12 +152,23 @@ class ThreadBackend:
     def _run(self, task: Task) -> None:
         """In a worker thread: run the task unless it was cancelled while it waited."""
         request = task.request
-        if request is None or not self.store.start(task):
+        if request is None:
             return
-        self.metrics.started(task)
-        outcome = run_task(self.app, _Running(self.store, task), request)
-        self.store.finish(task, *self._shared(outcome))
+        with task_logging(task.id, request_id_of(request.environ)):
+            if not self.store.start(task):
+                return
+            self.metrics.started(task)
+            outcome = run_task(self.app, _Running(self.store, task), request)
+            self.store.finish(task, *self._shared(outcome))
+            self._ended(task)
+
+    def _ended(self, task: Task) -> None:
+        """Count and log the end of ``task``."""
         self.metrics.ended(task)
+        started = task.started_at
+        queued = (task.updated_at if started is None else started) - task.created_at
+        ran = 0.0 if started is None else task.updated_at - started
+        log_task_end(self.app.logger, task.id, task.endpoint, task.status, queued, ran)
 
     def _shared(self, outcome: Outcome) -> Outcome:
         """``outcome``, its answer's status and headers one copy with equal ones."""
@@ -162,6 +177,12 @@ class ThreadBackend:
             return outcome
         shared = ResponseSnapshot(self.shared_heads.share(answer.head), answer.body)
         return outcome._replace(response=shared)
+
+
+def _request_id(task: Task) -> str | None:
+    """The ``X-Request-ID`` of a task that has not started (it still holds its request)."""
+    request = task.request  # read once: the task's worker may drop it meanwhile
+    return None if request is None else request_id_of(request.environ)
 
 
 class _Running:

@@ -1,0 +1,99 @@
+"""Logs name their task: served by gunicorn (and a worker), in text and in JSON."""
+
+import json
+
+from helpers import wait_for
+
+REQUEST_ID = "req-7f3a"
+
+
+def run_to_end(server, path):
+    """Submit ``path`` with an ``X-Request-ID``, poll it to its end; its id and status code."""
+    status, headers, _ = server.get(path, {"X-Request-ID": REQUEST_ID})
+    assert status == 202, status
+    answers = []
+
+    def done():
+        answers.append(server.get(headers["Location"])[0])
+        return answers[-1] != 202
+
+    wait_for(done, timeout=20, what=f"{path} to finish")
+    return headers["Location"].rsplit("/", 1)[1], answers[-1]
+
+
+def serve(gunicorn, served_env, served_workers, log_format):
+    """The served app, and the log its tasks write into (the worker's, if there is one)."""
+    worker = served_workers(FLASK_LOG_FORMAT=log_format)
+    server = gunicorn("served_app:app", **served_env, FLASK_LOG_FORMAT=log_format)
+    return server, worker[1] if worker else server.log
+
+
+def lines_with(log, text):
+    return [line for line in log.read_text().splitlines() if text in line]
+
+
+def test_text_lines_name_the_task_and_its_request(gunicorn, served_env, served_workers):
+    server, log = serve(gunicorn, served_env, served_workers, "text")
+    task_id, status = run_to_end(server, "/nap/0")
+    assert status == 200
+    ended = f"Task {task_id} (nap) succeeded: "
+    wait_for(lambda: lines_with(log, ended), what="the task's end to be logged")
+    label = f"[task {task_id} request {REQUEST_ID}]"
+    # The view's own line, once (not once more by another handler), and the end.
+    assert [label in line for line in lines_with(log, "napped 0 s")] == [True]
+    [end] = lines_with(log, ended)
+    assert " INFO " in end and label in end and "s queued" in end and "s run" in end
+    # A line made outside any task names none.
+    assert all("[task " not in line for line in lines_with(server.log, "Booting worker"))
+
+
+def test_a_failed_tasks_traceback_is_logged_once_with_its_id(
+    gunicorn, served_env, served_workers
+):
+    server, log = serve(gunicorn, served_env, served_workers, "text")
+    task_id, status = run_to_end(server, "/fail")
+    assert status == 500
+    wait_for(
+        lambda: lines_with(log, f"Task {task_id} (fail) failed: "),
+        what="the task's end to be logged",
+    )
+    text = log.read_text()
+    assert text.count("RuntimeError: the view failed, as the test asked") == 1
+    assert text.count("Traceback (most recent call last)") == 1
+    [error] = [line for line in lines_with(log, " ERROR ") if task_id in line]
+    assert f"[task {task_id} request {REQUEST_ID}]" in error
+
+
+def json_lines(log, after=None):
+    """Every line of ``log`` (from the first that holds ``after``) as JSON."""
+    lines = log.read_text().splitlines()
+    if after is not None:
+        lines = lines[next(i for i, line in enumerate(lines) if after in line) :]
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def test_json_logs_are_one_object_per_line(gunicorn, served_env, served_workers):
+    server, log = serve(gunicorn, served_env, served_workers, "json")
+    napped_id, _ = run_to_end(server, "/nap/0")
+    failed_id, _ = run_to_end(server, "/fail")
+    wait_for(
+        lambda: f"Task {failed_id} (fail) failed" in log.read_text(),
+        what="the failed task's end to be logged",
+    )
+    # A worker prints Celery's banner (not a log line) before it is ready.
+    records = json_lines(log, after=None if log == server.log else "ready.")
+    served = records if log == server.log else json_lines(server.log)
+    [napped] = [record for record in records if record["message"] == "napped 0 s"]
+    assert napped["task_id"] == napped_id and napped["request_id"] == REQUEST_ID
+    assert (napped["level"], napped["logger"]) == ("INFO", "{{ cookiecutter.project_slug }}")
+    assert napped["time"].endswith("+00:00")  # RFC 3339, UTC
+    [failure] = [record for record in records if "exc_info" in record]
+    assert failure["task_id"] == failed_id and failure["level"] == "ERROR"
+    assert "RuntimeError: the view failed, as the test asked" in failure["exc_info"]
+    [end] = [record for record in records if record["message"].startswith(f"Task {napped_id}")]
+    assert end["task_id"] == napped_id and "succeeded" in end["message"]
+    # gunicorn's own lines and its access log are JSON too.
+    access = [record for record in served if record.get("path") == "/nap/0"]
+    assert access and access[0]["method"] == "GET" and access[0]["status"] == 202
+    assert access[0]["request_id"] == REQUEST_ID
+    assert any(record["logger"] == "gunicorn.error" for record in served)
