@@ -47,9 +47,7 @@ def test_text_lines_name_the_task_and_its_request(gunicorn, served_env, served_w
     assert all("[task " not in line for line in lines_with(server.log, "Booting worker"))
 
 
-def test_a_failed_tasks_traceback_is_logged_once_with_its_id(
-    gunicorn, served_env, served_workers
-):
+def test_a_failed_tasks_traceback_is_logged_once_with_its_id(gunicorn, served_env, served_workers):
     server, log = serve(gunicorn, served_env, served_workers, "text")
     task_id, status = run_to_end(server, "/fail")
     assert status == 500

@@ -141,9 +141,8 @@ class AccessJsonFormatter(JsonLineFormatter):
                 value = atoms.get(atom)
                 if value in (None, "-", ""):
                     continue
-                if field in self.NUMBERS:
-                    with contextlib.suppress(TypeError, ValueError):
-                        value = int(value)
+                if field in self.NUMBERS and isinstance(value, str | int) and str(value).isdigit():
+                    value = int(value)
                 log_data[field] = value
 
 
