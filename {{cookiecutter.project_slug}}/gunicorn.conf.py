@@ -2,6 +2,7 @@
 
 import math
 import os
+import signal
 
 
 def _setting(key, default, convert, rule):
@@ -121,3 +122,20 @@ def on_starting(server):
         configure(Flask("{{ cookiecutter.project_slug }}"))
     except ConfigError as error:
         raise SystemExit(f"{{ cookiecutter.project_slug }}: {error}") from None
+
+
+def post_worker_init(worker):
+    """On SIGTERM, answer the requests held by ``Prefer: wait`` at once, then stop as usual.
+
+    gunicorn lets running requests finish before a worker exits: a held
+    request would keep it up to TASK_MAX_WAIT seconds for nothing.
+    """
+    from {{ cookiecutter.project_slug }}.tasks.waiting import release_held
+
+    stop = signal.getsignal(signal.SIGTERM)
+
+    def release_then_stop(signum, frame):
+        release_held()
+        stop(signum, frame)
+
+    signal.signal(signal.SIGTERM, release_then_stop)

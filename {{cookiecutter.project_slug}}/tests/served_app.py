@@ -12,3 +12,9 @@ app = create_app()
 add_nap_view(app)
 add_body_view(app)
 add_failing_view(app)
+
+
+@app.get("/test/held")
+def held():
+    """How many requests this process holds for a task's end (``Prefer: wait``)."""
+    return {"held": len(app.extensions["task_engine"].backend.waiters.task_ids)}

@@ -104,8 +104,11 @@ def owner_per_idempotency_key(request):
 
 @pytest.fixture
 def checked_app(make_app, gate):
-    # Tasks finish at once, and the queue never fills: a 503 would hide the rest.
-    app = with_test_jobs(make_app(EXAMPLE_TASK_SECONDS=0.001, TASK_MAX_QUEUED=1000))
+    # Tasks finish at once, the queue never fills (a 503 would hide the rest),
+    # and a generated Prefer: wait holds a request a second at most.
+    app = with_test_jobs(
+        make_app(EXAMPLE_TASK_SECONDS=0.001, TASK_MAX_QUEUED=1000, TASK_MAX_WAIT=1)
+    )
     with app.app_context():
         task_engine().owner_loader(owner_per_idempotency_key)
     app.extensions["test_gate"] = gate  # where POST /test-jobs/held waits
@@ -154,7 +157,12 @@ def test_every_async_operation_documents_what_it_answers(document):
     for path, method in operations:
         responses = document["paths"][path][method]["responses"]
         accepted = responses["202"]
-        assert set(accepted["headers"]) == {"Location", "Retry-After", "Task-Status"}
+        assert set(accepted["headers"]) == {
+            "Location",
+            "Retry-After",
+            "Task-Status",
+            "Preference-Applied",
+        }
         assert accepted["content"]["application/json"]["schema"] == {
             "$ref": "#/components/schemas/TaskMonitor"
         }
@@ -162,10 +170,17 @@ def test_every_async_operation_documents_what_it_answers(document):
         for code in ("400", "409", "503"):
             content = resolved(document, responses[code])["content"]
             assert content["application/problem+json"]["schema"] == problem
-        # The call never answers with the view's own answer: the status URL does.
-        assert [code for code in responses if code.startswith("2")] == ["202"]
+        # The view's own answers come from the status URL, or from the call
+        # itself when it asked to wait (Prefer: wait) and the task was done in time.
+        for code in responses:
+            if code.startswith("2") and code != "202":
+                assert responses[code]["description"].startswith("With `Prefer: wait`")
+                assert {"Content-Location", "Preference-Applied", "Task-Status"} <= set(
+                    responses[code]["headers"]
+                )
         parameters = document["paths"][path][method]["parameters"]
         assert {"$ref": "#/components/parameters/Idempotency-Key"} in parameters
+        assert {"$ref": "#/components/parameters/Prefer"} in parameters
 
 
 def test_a_users_view_is_documented_by_its_decorators(document):
@@ -222,6 +237,10 @@ def test_the_status_operations_document_every_answer(document):
     done = status["get"]["responses"]["200"]["content"]["application/json"]["schema"]
     assert {"$ref": "#/components/schemas/TaskMonitor"} in done.get("anyOf", [done])
     assert set(paths["/health"]["get"]["responses"]) == {"200", "503"}
+    # A poll may wait for the task's end, and says when it did.
+    assert {"$ref": "#/components/parameters/Prefer"} in status["get"]["parameters"]
+    for answer in status["get"]["responses"].values():
+        assert "Preference-Applied" in resolved(document, answer).get("headers", {})
 
 
 def test_the_metrics_are_documented_with_their_token(document):

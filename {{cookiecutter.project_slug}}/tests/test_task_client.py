@@ -1,6 +1,7 @@
 """Testing one's own task over HTTP with ``task_client``, as the README shows."""
 
 import sys
+import threading
 import time
 
 from flask import request
@@ -77,3 +78,18 @@ def test_waiting_fails_clearly_past_its_deadline(app, gate):
     else:
         raise AssertionError("wait_until_done returned while the task was held")
     gate.open()
+
+
+def test_waiting_with_prefer_polls_once_or_twice(app, gate):
+    client = app.test_client()
+    polls = []
+    app.before_request(lambda: polls.append(request.path) if request.method == "GET" else None)
+    location = submit(client, "/async/gated")
+    gate.wait_entered()
+    opener = threading.Timer(0.3, gate.open)  # the task ends while the poll is held
+    opener.start()
+    done = wait_until_done(client, location, wait=5)
+    opener.join()
+    assert done.status_code == 200
+    assert done.headers["Preference-Applied"] == "wait=5"
+    assert 1 <= polls.count(location) <= 2

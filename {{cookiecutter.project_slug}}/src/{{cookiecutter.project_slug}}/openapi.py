@@ -58,6 +58,8 @@ DEFAULTS = {
     "OPENAPI_SWAGGER_UI_CONFIG": SWAGGER_UI_CONFIG,
 }
 
+# The header of an answer to a request held by Prefer: wait.
+HELD: dict[str, str] = {"$ref": "#/components/headers/Preference-Applied"}
 # The headers of an answer that says to poll again.
 POLL_HEADER_NAMES = ("Location", "Retry-After", "Task-Status")
 # What /metrics answers, unless its client asks for OpenMetrics.
@@ -265,6 +267,34 @@ class AsyncApiPlugin(BasePlugin):
                 "description": "The METRICS_TOKEN setting; /metrics needs it only when it is set.",
             },
         )
+        spec.components.header(
+            "Preference-Applied",
+            {
+                "description": "`wait=N`: the request asked to wait (`Prefer: wait`) and was"
+                " held up to N seconds for the task to be done.",
+                "schema": {"type": "string"},
+            },
+        )
+        spec.components.header(
+            "Content-Location",
+            {
+                "description": "The status URL of the task whose answer this is.",
+                "schema": {"type": "string"},
+            },
+        )
+        spec.components.parameter(
+            "Prefer",
+            "header",
+            {
+                "description": "`wait=N` (RFC 7240): hold the answer up to N seconds (at most"
+                " the service's TASK_MAX_WAIT) until the task is done, and answer as its status"
+                " then would; `respond-async` beside it changes nothing. Past the service's"
+                " TASK_MAX_WAITING held requests, it answers at once.",
+                "required": False,
+                "schema": {"type": "string"},
+                "example": "wait=10",
+            },
+        )
         spec.components.parameter(
             "Idempotency-Key",
             "header",
@@ -293,6 +323,10 @@ class AsyncApiPlugin(BasePlugin):
             self.name_operation(operation, method, rule)
             if operation["operationId"] == STATUS_OPERATION:
                 self.status_operation = operation
+                operation.setdefault("parameters", []).append("Prefer")  # by component name
+                for answer in operation.get("responses", {}).values():
+                    if isinstance(answer, dict):
+                        answer.setdefault("headers", {})["Preference-Applied"] = HELD
                 for code, answer in self.task_answers:
                     self.add_task_answer(code, answer)
             elif is_async_view(view, method.upper()):
@@ -332,6 +366,10 @@ class AsyncApiPlugin(BasePlugin):
         # operation lists them too. 422 only ever comes at the submit.
         errors = {code: response for code, response in responses.items() if code != "422"}
         responses["202"] = self.accepted(answers)
+        # With Prefer: wait, a task done in time answers the view's own answer here.
+        for code, answer in answers.items():
+            if code != "202":
+                responses[code] = self.answered_when_held(answer)
         responses.setdefault(
             "400",
             problem_doc(
@@ -352,7 +390,8 @@ class AsyncApiPlugin(BasePlugin):
             ),
         )
         operation["responses"] = responses
-        operation.setdefault("parameters", []).append("Idempotency-Key")  # by component name
+        # By component name.
+        operation.setdefault("parameters", []).extend(["Idempotency-Key", "Prefer"])
         return [
             (code, self.resolved(answer)) for code, answer in [*answers.items(), *errors.items()]
         ]
@@ -369,7 +408,10 @@ class AsyncApiPlugin(BasePlugin):
         )
         return {
             "description": description,
-            "headers": {name: ref("headers", name) for name in POLL_HEADER_NAMES},
+            "headers": {
+                **{name: ref("headers", name) for name in POLL_HEADER_NAMES},
+                "Preference-Applied": HELD,
+            },
             "content": {"application/json": {"schema": ref("schemas", "TaskMonitor")}},
             "links": {
                 "status": {
@@ -384,6 +426,21 @@ class AsyncApiPlugin(BasePlugin):
                 },
             },
         }
+
+    def answered_when_held(self, answer: Doc | str) -> Doc:
+        """A view's own answer, as the submit gives it when it was held until the task was done."""
+        written = self.resolved(answer)
+        written["description"] = (
+            f"With `Prefer: wait`, once the task is done in time: {describe(written)}"
+        )
+        written.setdefault("headers", {}).update(
+            {
+                "Task-Status": ref("headers", "Task-Status"),
+                "Content-Location": ref("headers", "Content-Location"),
+                "Preference-Applied": HELD,
+            }
+        )
+        return written
 
     def resolved(self, response: Doc | str) -> Doc:
         """``response`` written out: a named one (``"NOT_FOUND"``) is looked up."""
@@ -411,7 +468,11 @@ class AsyncApiPlugin(BasePlugin):
             documented = self.resolved(documented)
         merge_content(documented, answer)
         # Every answer about a known task says where it stands.
-        headers = {"Task-Status": ref("headers", "Task-Status"), **answer.get("headers", {})}
+        headers = {
+            "Task-Status": ref("headers", "Task-Status"),
+            "Preference-Applied": HELD,
+            **answer.get("headers", {}),
+        }
         for name, header in headers.items():
             documented.setdefault("headers", {}).setdefault(name, header)
         responses[code] = documented

@@ -86,6 +86,14 @@ def optional(check: Check) -> Check:
     return check_unless_none
 
 
+def _gunicorn_threads() -> int:
+    """The threads of each gunicorn worker, as ``gunicorn.conf.py`` reads them (8 by default)."""
+    try:
+        return max(1, int(os.environ.get("GUNICORN_THREADS", "8")))
+    except ValueError:
+        return 8  # gunicorn.conf.py refuses to start, naming it
+
+
 COMMON = Settings(
     defaults={
         # Seconds a finished task stays retrievable.
@@ -104,6 +112,11 @@ COMMON = Settings(
         "METRICS_TOKEN": None,
         # How log lines are written: "text", or "json" (one object per line).
         "LOG_FORMAT": "text",
+        # Longest a request with "Prefer: wait=N" is held for its task, in seconds.
+        "TASK_MAX_WAIT": 20,
+        # Requests held at once in a web process; past that one is answered at
+        # once. Half of gunicorn's threads, so that held requests never take them all.
+        "TASK_MAX_WAITING": max(1, _gunicorn_threads() // 2),
     },
     rules={
         "TASK_RETENTION": Rule(positive, "a number > 0"),
@@ -114,6 +127,8 @@ COMMON = Settings(
         "SECRET_KEY": Rule(optional(lambda value: isinstance(value, str | bytes)), "a string"),
         "METRICS_TOKEN": Rule(optional(token), "visible ASCII characters with no spaces, or unset"),
         "LOG_FORMAT": Rule(one_of(*LOG_FORMATS), " or ".join(map(repr, LOG_FORMATS))),
+        "TASK_MAX_WAIT": Rule(whole(1), "a whole number of seconds >= 1"),
+        "TASK_MAX_WAITING": Rule(whole(1), "a whole number >= 1"),
     },
     text_keys=frozenset({"SECRET_KEY", "METRICS_TOKEN", "LOG_FORMAT"}),
 )

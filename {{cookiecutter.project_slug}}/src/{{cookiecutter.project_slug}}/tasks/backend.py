@@ -10,10 +10,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 if TYPE_CHECKING:
+    import threading
+    from contextlib import AbstractContextManager
+
     from prometheus_client.registry import Collector
 
     from .problems import Problem
     from .snapshot import RequestSnapshot, ResponseSnapshot
+    from .waiting import Waiters
 
 QUEUED = "queued"
 RUNNING = "running"
@@ -134,6 +138,13 @@ class TaskBackend(Protocol):
         or is not ``requester``'s), and the task as it is now (None once
         forgotten).
         """
+
+    @property
+    def waiters(self) -> Waiters:
+        """The requests held until a task ends (``Prefer: wait``); woken by the backend."""
+
+    def waiting_for(self, task_id: str) -> AbstractContextManager[threading.Event]:
+        """An event set once ``task_id`` ends, while the block runs (``Waiters.waiting_for``)."""
 
     def why_unavailable(self) -> str | None:
         """Why the backend cannot take and answer tasks now, in a sentence; None if it can."""

@@ -11,6 +11,8 @@ tasks are kept and run is the backend's business (``tasks/backends``).
 from __future__ import annotations
 
 import io
+import threading
+import time
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -50,6 +52,7 @@ from .owners import (
 from .paths import DotSegmentsRemoved
 from .problems import Problem, http_error_handler, problem, problem_response
 from .snapshot import RequestSnapshot
+from .waiting import requested_wait
 
 # Every URL under /status is the status resource's: a malformed one (no id, a
 # trailing slash, slashes inside) must answer 404, not fall through to a
@@ -115,6 +118,10 @@ class TaskEngine:
     def init_app(self, app: Flask) -> None:
         self.app = app
         self.retry_after = str(app.config["TASK_RETRY_AFTER"])
+        self.max_wait: int = app.config["TASK_MAX_WAIT"]
+        # Places for requests held by "Prefer: wait": taken without blocking,
+        # so that a request past the limit is answered at once.
+        self._holding = threading.BoundedSemaphore(app.config["TASK_MAX_WAITING"])
         app.extensions[EXTENSION_KEY] = self
         # Before routing: /./status/x must reach the status rules, not a catch-all.
         app.wsgi_app = DotSegmentsRemoved(app.wsgi_app)  # type: ignore[method-assign]
@@ -138,8 +145,12 @@ class TaskEngine:
 
     # -- HTTP answers ---------------------------------------------------
 
-    def submit(self) -> Response:
-        """Start the current request as a task and answer ``202 Accepted``."""
+    def submit(self) -> WerkzeugResponse:
+        """Start the current request as a task and answer ``202 Accepted``.
+
+        With ``Prefer: wait=N`` the answer is held until the task ends or N
+        seconds pass: a task done by then answers what its first poll would.
+        """
         submitted = _unproxied(request)
         owner = self._owner(submitted)
         snapshot = RequestSnapshot.capture(submitted)
@@ -163,16 +174,39 @@ class TaskEngine:
             and not same_request(task.fingerprint, idempotency.fingerprint)
         ):
             return problem_response(IDEMPOTENCY_CONFLICT_PROBLEM)
-        return self._monitor(task, 202)
+        try:
+            held, waited = self._hold(task, owner)
+        except Unavailable:
+            # The task is made: say where it is, rather than a 503 that
+            # would have the client submit it again.
+            held, waited = task, None
+        if waited is None or held is None or held.status in (QUEUED, RUNNING):
+            answer: WerkzeugResponse = self._monitor(task if held is None else held, 202)
+        else:
+            answer = self._answer(held)
+            answer.headers["Content-Location"] = f"{request.script_root}/status/{held.id}"
+        return _preference_applied(answer, waited)
 
     def status_response(self, task_id: str) -> WerkzeugResponse:
-        """Answer a poll: 202 while the task works, then what the view answered."""
+        """Answer a poll: 202 while the task works, then what the view answered.
+
+        With ``Prefer: wait=N`` a poll of a working task is held until the
+        task ends or N seconds pass.
+        """
+        requester = self._requester()
         try:
-            task = self._find(task_id)
+            task = self.backend.get(task_id, requester)
+            waited = None
+            if task is not None:
+                task, waited = self._hold(task, requester)
         except Unavailable:
             return self._unavailable(UNAVAILABLE_PROBLEM)
         if task is None:
             return problem_response(UNKNOWN_TASK_PROBLEM)
+        return _preference_applied(self._answer(task), waited)
+
+    def _answer(self, task: TaskState) -> WerkzeugResponse:
+        """What a poll of ``task`` answers: its monitor while it works, then its end."""
         status = task.status
         if status in (QUEUED, RUNNING):
             return self._monitor(task, 202)
@@ -248,18 +282,50 @@ class TaskEngine:
         assert secret_key is not None, "the backend sets SECRET_KEY, or refuses to start without"
         return owner_hash(secret_key, self._owner_loader(current_request))
 
-    def _find(self, task_id: str) -> TaskState | None:
-        """The task, if it exists and the current request may see it.
+    def _hold(
+        self, task: TaskState, requester: bytes | None
+    ) -> tuple[TaskState | None, int | None]:
+        """Hold the request until ``task`` ends, if it prefers to wait (``Prefer: wait=N``).
+
+        Returns the task as it is then (None if it went meanwhile) and the
+        seconds it was held for at most, or ``(task, None)`` when the
+        preference is not applied: the request does not ask, or every place
+        to wait is taken. A task done already is answered at once, as asked.
+        """
+        asked = requested_wait(request.headers.getlist("Prefer"))
+        if not asked:
+            return task, None
+        seconds = min(asked, self.max_wait)
+        if task.status not in (QUEUED, RUNNING):
+            return task, seconds
+        if not self._holding.acquire(blocking=False):
+            return task, None
+        deadline = time.monotonic() + seconds
+        current: TaskState | None = task
+        try:
+            with self.backend.waiting_for(task.id) as ended:
+                while True:
+                    # Read after the wait began: an end before it woke no one.
+                    current = self.backend.get(task.id, requester)
+                    if current is None or current.status not in (QUEUED, RUNNING):
+                        break
+                    left = deadline - time.monotonic()
+                    if left <= 0 or self.backend.waiters.released:
+                        break
+                    ended.wait(left)
+                    ended.clear()
+        finally:
+            self._holding.release()
+        return current, seconds
+
+    def _requester(self) -> bytes | None:
+        """The keyed hash of the current request's owner: whose tasks it may see.
 
         Another owner's task is as unknown as one that never existed. The
         requester's hash is computed before the backend is asked, and the
         backend compares owners before it reads anything else, so that the
         cost of a poll does not tell whether the id exists.
         """
-        return self.backend.get(task_id, self._requester())
-
-    def _requester(self) -> bytes | None:
-        """The keyed hash of the current request's owner: whose tasks it may see."""
         return self._owner(_unproxied(request))
 
     def _monitor(self, task: TaskState, status_code: int) -> Response:
@@ -267,6 +333,13 @@ class TaskEngine:
 
     def _unavailable(self, body: Problem) -> Response:
         return problem_response(body, {"Retry-After": self.retry_after})
+
+
+def _preference_applied(answer: WerkzeugResponse, waited: int | None) -> WerkzeugResponse:
+    """``answer``, saying that the request was held (``Preference-Applied``), if it was."""
+    if waited is not None:
+        answer.headers["Preference-Applied"] = f"wait={waited}"
+    return answer
 
 
 def _unproxied(proxy: Request) -> Request:

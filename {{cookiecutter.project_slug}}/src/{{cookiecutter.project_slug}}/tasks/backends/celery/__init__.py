@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from typing import Any
 
 import redis
@@ -31,7 +32,9 @@ from ...cleaner import Cleaner
 from ...problems import problem
 from ...replay import Outcome, run_task
 from ...snapshot import RequestSnapshot
+from ...waiting import Waiters
 from .celery_app import REDIS_TIMEOUT, celery_init_app
+from .ends import EndsListener
 from .metrics import RedisMetrics, heartbeat_step
 from .store import Ended, RedisTaskStore, StoredTask, redis_unavailable
 
@@ -73,6 +76,8 @@ class CeleryBackend:
         )
         self.store = RedisTaskStore(self.redis, f"{app.name}:", config["TASK_RETENTION"])
         self.metrics = RedisMetrics(self.store)
+        self.waiters = Waiters()
+        self._ends = EndsListener(self.redis, self.store.ends_channel, self.waiters)
         # Each worker of this Celery app says it is alive (async_api_workers).
         self.celery.steps["worker"].add(heartbeat_step(self.store, self.lease))
 
@@ -134,6 +139,10 @@ class CeleryBackend:
             self._log_end(Ended(task_id, task.endpoint, CANCELLED, queued, 0.0))
         return before, task
 
+    def waiting_for(self, task_id: str) -> AbstractContextManager[threading.Event]:
+        self._ends.start()
+        return self.waiters.waiting_for(task_id)
+
     def why_unavailable(self) -> str | None:
         """Why not, unless Redis takes a write now and keeps every key it is given.
 
@@ -153,6 +162,8 @@ class CeleryBackend:
 
     def shutdown(self, timeout: float | None = None) -> None:
         """Close this process's connections. Tasks are the workers' and Redis's: untouched."""
+        self.waiters.release()
+        self._ends.stop()
         self.cleaner.stop()
         self.celery.close()
         self.redis.close()

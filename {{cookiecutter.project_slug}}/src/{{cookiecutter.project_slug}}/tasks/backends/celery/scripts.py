@@ -3,7 +3,9 @@
 Each runs atomically inside Redis, so that two web processes, or a web
 process and a worker, can never see a task half changed or disagree about
 it. Times come from Redis ``TIME`` (milliseconds), one clock for every
-machine. A finished task, and its ``Idempotency-Key``, expire
+machine. Each script that ends a task publishes its id on the ends channel,
+where web processes wake the requests held for it (``Prefer: wait``). A
+finished task, and its ``Idempotency-Key``, expire
 ``TASK_RETENTION`` after it finished; nothing expires while it is unfinished.
 
 A task is one hash: ``status``, ``created``, ``updated``, ``started``,
@@ -170,7 +172,8 @@ return 1
 # asked for while it ran wins, and the answer is dropped. Returns the final
 # status and the milliseconds it was queued and ran; false if it was not running.
 # KEYS: task, running set, metrics
-# ARGV: id, status, head or '', answer, error or '', retention (ms), cancelled problem
+# ARGV: id, status, head or '', answer, error or '', retention (ms), cancelled problem,
+#   ends channel
 FINISH = """
 if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return false end
 redis.call('ZREM', KEYS[2], ARGV[1])
@@ -185,6 +188,7 @@ end
 redis.call('HSET', KEYS[1], 'status', status, 'updated', now)
 local outcome = ended(KEYS[3], KEYS[1], status, true)
 expire(KEYS[1], ARGV[6])
+redis.call('PUBLISH', ARGV[8], ARGV[1])
 return {status, outcome[2], outcome[3]}
 """
 
@@ -214,7 +218,7 @@ return redis.call('HMGET', KEYS[1], unpack(ARGV, 2))
 # asked to stop; a finished one is forgotten. Returns the status before and
 # the task's fields after (none once forgotten); false for another owner's.
 # KEYS: task, queued set, queued-since set, metrics
-# ARGV: requester or '', id, retention (ms), cancelled problem
+# ARGV: requester or '', id, retention (ms), cancelled problem, ends channel
 CANCEL = """
 if others(KEYS[1], ARGV[1]) then return false end
 local status = redis.call('HGET', KEYS[1], 'status')
@@ -226,6 +230,7 @@ if status == 'queued' then
   redis.call('ZREM', KEYS[3], ARGV[2])
   ended(KEYS[4], KEYS[1], 'cancelled', false)
   expire(KEYS[1], ARGV[3])
+  redis.call('PUBLISH', ARGV[5], ARGV[2])
 elseif status == 'running' then
   if redis.call('HSETNX', KEYS[1], 'cancel', '1') == 1 then
     redis.call('HSET', KEYS[1], 'updated', now)
@@ -254,7 +259,8 @@ return 1
 # repeated one does nothing. Returns the failed tasks (id, endpoint, ms
 # queued, ms run), how many lapsed leases it looked at, and the ids to resend.
 # KEYS: running set, queued set, metrics
-# ARGV: task key prefix, retention (ms), worker-lost problem, batch, lease (ms)
+# ARGV: task key prefix, retention (ms), worker-lost problem, batch, lease (ms),
+#   ends channel
 REAP = """
 local failed = {}
 local lapsed = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[4]))
@@ -263,6 +269,7 @@ for _, id in ipairs(lapsed) do
   if redis.call('HGET', task, 'status') == 'running' then
     local outcome = lose(task, KEYS[3], ARGV[2], ARGV[3])
     table.insert(failed, {id, outcome[1], outcome[2], outcome[3]})
+    redis.call('PUBLISH', ARGV[6], id)
   end
   redis.call('ZREM', KEYS[1], id)
 end
@@ -275,11 +282,14 @@ return {failed, #lapsed, resend}
 # lost: a running task whose pool process died, as its Celery worker saw at
 # once (WorkerLostError), ends failed without waiting for its lease. Returns
 # what ended does, or false if the task no longer runs.
-# KEYS: task, running set, metrics    ARGV: id, retention (ms), worker-lost problem
+# KEYS: task, running set, metrics
+# ARGV: id, retention (ms), worker-lost problem, ends channel
 LOST = """
 if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return false end
 redis.call('ZREM', KEYS[2], ARGV[1])
-return lose(KEYS[1], KEYS[3], ARGV[2], ARGV[3])
+local outcome = lose(KEYS[1], KEYS[3], ARGV[2], ARGV[3])
+redis.call('PUBLISH', ARGV[4], ARGV[1])
+return outcome
 """
 
 # heartbeat: a Celery worker is alive, idle or not, for one more lease;

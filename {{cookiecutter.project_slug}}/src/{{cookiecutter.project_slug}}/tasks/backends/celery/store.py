@@ -141,6 +141,8 @@ class RedisTaskStore:
         self._running = f"{prefix}running"
         self._metrics = f"{prefix}metrics"
         self._workers = f"{prefix}workers"
+        # Where the scripts publish the id of each task that ends.
+        self.ends_channel = f"{prefix}ends"
         self._retention_ms = max(1, round(retention * 1000))
         self._scripts = {name: client.register_script(code) for name, code in scripts.ALL.items()}
 
@@ -219,7 +221,13 @@ class RedisTaskStore:
         reply: list[Any] | None = self._call(
             "cancel",
             [self._key(task_id), self._queued, self._queued_since, self._metrics],
-            [requester or b"", task_id, self._retention_ms, json.dumps(CANCELLED_PROBLEM)],
+            [
+                requester or b"",
+                task_id,
+                self._retention_ms,
+                json.dumps(CANCELLED_PROBLEM),
+                self.ends_channel,
+            ],
         )
         if reply is None:
             return None, None
@@ -255,6 +263,7 @@ class RedisTaskStore:
                     json.dumps(worker_lost),
                     REAP_BATCH,
                     round(lease * 1000),
+                    self.ends_channel,
                 ],
             )
             failed += [
@@ -270,7 +279,7 @@ class RedisTaskStore:
         outcome: list[Any] | None = self._call(
             "lost",
             [self._key(task_id), self._running, self._metrics],
-            [task_id, self._retention_ms, json.dumps(worker_lost)],
+            [task_id, self._retention_ms, json.dumps(worker_lost), self.ends_channel],
         )
         if not outcome:
             return None
@@ -324,6 +333,7 @@ class RedisTaskStore:
                 "" if error is None else json.dumps(error),
                 self._retention_ms,
                 json.dumps(CANCELLED_PROBLEM),
+                self.ends_channel,
             ],
         )
         if not ended:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import atexit
 import secrets
+import threading
 import weakref
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 from flask import Flask
 
@@ -21,6 +23,7 @@ from ...owners import may_see
 from ...problems import problem
 from ...replay import Outcome, run_task
 from ...snapshot import RequestSnapshot, ResponseSnapshot
+from ...waiting import Waiters
 from .heads import SharedHeads
 from .metrics import ThreadMetrics
 from .pool import WorkerPool
@@ -50,6 +53,7 @@ class ThreadBackend:
         self.shared_heads = SharedHeads()
         self.pool = WorkerPool(self._run, config["TASK_MAX_WORKERS"], config["TASK_MAX_QUEUED"])
         self.metrics = ThreadMetrics(self.pool)
+        self.waiters = Waiters()
         store, retention = self.store, config["TASK_RETENTION"]
 
         # Holds the store, not the backend: see weakref.finalize below.
@@ -122,6 +126,9 @@ class ThreadBackend:
         self.store.discard(task)
         return previous, None
 
+    def waiting_for(self, task_id: str) -> AbstractContextManager[threading.Event]:
+        return self.waiters.waiting_for(task_id)
+
     def why_unavailable(self) -> str | None:
         return "The service is stopping: it takes no more tasks." if self._stopped else None
 
@@ -133,6 +140,7 @@ class ThreadBackend:
         if self._stopped:
             return
         self._stopped = True
+        self.waiters.release()
         self.cleaner.stop()
         if timeout is None:
             timeout = self.shutdown_timeout
@@ -163,7 +171,8 @@ class ThreadBackend:
             self._ended(task)
 
     def _ended(self, task: Task) -> None:
-        """Count and log the end of ``task``."""
+        """Count and log the end of ``task``, and answer the requests held for it."""
+        self.waiters.wake(task.id)
         self.metrics.ended(task)
         started = task.started_at
         queued = (task.updated_at if started is None else started) - task.created_at
