@@ -23,8 +23,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import redis
+import waiting
 from load import combined, python_load
-from project import PACKAGE, PLAIN_APP, BenchError, Server, free_port, http_get
+from project import PACKAGE, PLAIN_APP, WAIT_ROUTES, BenchError, Server, free_port, http_get
 
 WEB_PROCESSES = 4
 CONNECTIONS = 8
@@ -35,8 +36,9 @@ CELERY_APP = f'''\
 """The baked celery service with the benchmark's routes, and Flask's Celery pattern."""
 
 import os
+import time
 
-from {PACKAGE} import async_api, create_app
+from {PACKAGE} import async_api, create_app, current_task
 
 BODY = {{"answer": "The answer is: bench"}}
 
@@ -436,7 +438,7 @@ def shutdown_seconds(venv_python, project, workdir, env, rounds):
 
 def benchmark(generator, venv_python, project, workdir, sizes, progress):
     """Every B4 figure of the celery bake; returns what its table needs."""
-    (workdir / "celery_bench_app.py").write_text(CELERY_APP, encoding="utf-8")
+    (workdir / "celery_bench_app.py").write_text(CELERY_APP + WAIT_ROUTES, encoding="utf-8")
     redis_server = RedisServer(workdir).start()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("FLASK_")},
@@ -475,6 +477,10 @@ def benchmark(generator, venv_python, project, workdir, sizes, progress):
         )
         progress(f"celery: submit until readable, {sizes.latency_tasks} tasks each way")
         results["latency"] = latencies(url, sizes.latency_tasks)
+        # TASK_MAX_WAITING (half of 8 threads) held in each web process.
+        results["wait"] = waiting.measure(
+            generator, url, sizes, 4 * WEB_PROCESSES, CONNECTIONS, progress
+        )
         progress(f"celery: polls answered 404, {sizes.spread_tasks} tasks")
         results["not_found"] = not_found_share(url, sizes.spread_tasks)
         settle()

@@ -33,7 +33,7 @@ BENCH_APP = f'''\
 import os
 import time
 
-from {PACKAGE} import async_api, create_app
+from {PACKAGE} import async_api, create_app, current_task
 from {PACKAGE}.tasks import task_engine
 
 BODY = {BODY!r}
@@ -88,6 +88,31 @@ def health():
 @app.get("/plain")
 def plain():
     return {BODY!r}
+'''
+
+
+# The routes of the Prefer: wait figures (waiting.py), in both bench apps.
+WAIT_ROUTES = '''
+
+@app.get("/half")
+@async_api
+def half():
+    time.sleep(0.5)
+    return BODY
+
+
+@app.get("/hold")
+@async_api
+def hold():
+    """A task that runs until it is cancelled (at most 60 s): it keeps polls held.
+
+    It looks for its cancel five times a second: it should cost the server
+    under load next to nothing, as a task waiting on I/O would.
+    """
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not current_task.cancelled:
+        time.sleep(0.2)
+    return BODY
 '''
 
 
@@ -149,7 +174,7 @@ def install(project, workdir):
 
 def write_apps(workdir):
     """Write ``bench_app.py`` and ``plain_app.py`` into ``workdir``."""
-    (workdir / "bench_app.py").write_text(BENCH_APP, encoding="utf-8")
+    (workdir / "bench_app.py").write_text(BENCH_APP + WAIT_ROUTES, encoding="utf-8")
     (workdir / "plain_app.py").write_text(PLAIN_APP, encoding="utf-8")
 
 

@@ -2,7 +2,7 @@
 
 Run from a checkout of the template::
 
-    python bench/run.py                    # both bakes, about 3 minutes
+    python bench/run.py                    # both bakes, about 5 minutes
     python bench/run.py --backend celery   # one of them
     python bench/run.py --quick            # tiny counts, to check that it works
 
@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import celerybench
+import waiting
 from load import Generator, combined, python_load
 from project import BenchError, Server, bake, http_get, install, write_apps
 from table import print_celery_report, print_report
@@ -58,7 +59,8 @@ class Sizes:
     slow_tasks: int
     cleaner_tasks: int
     shutdown_rounds: int
-    latency_tasks: int  # celery: submit until readable, each way
+    latency_tasks: int  # until the view's answer, each way (celery: also Flask's pattern)
+    half_tasks: int  # tasks of 0.5 s, held and polled
     spread_tasks: int  # celery: tasks polled through every web process
     redis_tasks: int  # celery: retained tasks whose Redis memory is measured
 
@@ -71,6 +73,7 @@ FULL = Sizes(
     cleaner_tasks=100_000,
     shutdown_rounds=3,
     latency_tasks=100,
+    half_tasks=20,
     spread_tasks=1_000,
     redis_tasks=5_000,
 )
@@ -82,6 +85,7 @@ QUICK = Sizes(
     cleaner_tasks=2_000,
     shutdown_rounds=1,
     latency_tasks=5,
+    half_tasks=2,
     spread_tasks=20,
     redis_tasks=200,
 )
@@ -188,6 +192,10 @@ def measure_service(generator, server, sizes):
     results["plain_poll"], results["poll"], results["poll_ratio"] = alternate(
         generator, f"{url}/plain", f"{url}{status_path}", sizes
     )
+
+    # TASK_MAX_WAITING (half of gunicorn's 8 threads) held at once.
+    results["wait"] = waiting.measure(generator, server.url, sizes, 4, CONNECTIONS, progress)
+    wait_until_finished(server)
 
     progress("memory: the plain route, for reference")
     rss = server.rss()
