@@ -26,6 +26,7 @@ POLL_INTERVAL = 0.01
 HALF_SECONDS = 0.5
 WAIT = {"Prefer": "wait=5"}
 
+
 def call(url, method="GET", headers=None, timeout=30):
     """``(status, headers)`` of one request; the body is read and dropped."""
     request = urllib.request.Request(url, method=method, headers=headers or {})
