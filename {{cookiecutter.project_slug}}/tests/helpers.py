@@ -46,6 +46,21 @@ def run_to_exit(command, timeout=60, **env):
     )
 
 
+def submit_and_finish(server, path, headers=None):
+    """Submit ``path`` to a served app and poll until it is done: its status URL and
+    the status code it ends with."""
+    status, answer_headers, _ = server.get(path, headers)
+    assert status == 202, status
+    location, answers = answer_headers["Location"], []
+
+    def done():
+        answers.append(server.get(location)[0])
+        return answers[-1] != 202
+
+    wait_for(done, timeout=20, what=f"{path} to finish")
+    return location, answers[-1]
+
+
 def wait_for(condition, timeout=5.0, what="the condition"):
     """Return ``condition()`` once it is truthy; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

@@ -2,23 +2,15 @@
 
 import json
 
-from helpers import wait_for
+from helpers import submit_and_finish, wait_for
 
 REQUEST_ID = "req-7f3a"
 
 
 def run_to_end(server, path):
     """Submit ``path`` with an ``X-Request-ID``, poll it to its end; its id and status code."""
-    status, headers, _ = server.get(path, {"X-Request-ID": REQUEST_ID})
-    assert status == 202, status
-    answers = []
-
-    def done():
-        answers.append(server.get(headers["Location"])[0])
-        return answers[-1] != 202
-
-    wait_for(done, timeout=20, what=f"{path} to finish")
-    return headers["Location"].rsplit("/", 1)[1], answers[-1]
+    location, status = submit_and_finish(server, path, {"X-Request-ID": REQUEST_ID})
+    return location.rsplit("/", 1)[1], status
 
 
 def serve(gunicorn, served_env, served_workers, log_format):

@@ -1,6 +1,6 @@
 """A real Prometheus scrapes the served service and reads what its tasks did."""
 
-from helpers import wait_for
+from helpers import submit_and_finish, wait_for
 
 TOKEN = "scrape-token"
 # One task runs at once and two wait: a burst past that is refused.
@@ -9,16 +9,7 @@ SETTINGS = {"FLASK_TASK_MAX_WORKERS": "1", "FLASK_TASK_MAX_QUEUED": "2"}
 
 def run_to_end(server, path):
     """Submit ``path`` and poll it until it is done; the status code it ends with."""
-    status, headers, _ = server.get(path)
-    assert status == 202, status
-    answers = []
-
-    def done():
-        answers.append(server.get(headers["Location"])[0])
-        return answers[-1] != 202
-
-    wait_for(done, timeout=20, what=f"{path} to finish")
-    return answers[-1]
+    return submit_and_finish(server, path)[1]
 
 
 def task_status(server, location):

@@ -10,13 +10,14 @@ import logging
 import threading
 from collections.abc import Callable
 
+from .background import BackgroundThread
+
 
 class Cleaner:
     """Call ``clean()`` every ``interval`` seconds, from ``start()`` until ``stop()``.
 
     A failing pass is logged and the next one runs on time: a cleaner that
-    died on its first error would let memory grow without bound. The thread
-    is a daemon, so it never holds the process open.
+    died on its first error would let memory grow without bound.
     """
 
     def __init__(
@@ -29,19 +30,14 @@ class Cleaner:
         self._clean = clean
         self._interval = interval
         self._logger = logger
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
-        self._starting = threading.Lock()
+        self._thread = BackgroundThread(self._loop, name)
 
     def start(self) -> None:
         """Start the thread, unless it runs already or was stopped (cheap to call often)."""
-        if self._thread.ident is None and not self._stopped.is_set():
-            with self._starting:
-                if self._thread.ident is None:
-                    self._thread.start()
+        self._thread.start()
 
     def stop(self) -> None:
-        self._stopped.set()
+        self._thread.stop()
 
     def run_pass(self) -> int:
         """One pass, now; returns what the pass returned (0 if it failed)."""
@@ -51,6 +47,6 @@ class Cleaner:
             self._logger.exception("Task cleaner pass failed; the next pass runs as planned")
             return 0
 
-    def _loop(self) -> None:
-        while not self._stopped.wait(self._interval):
+    def _loop(self, stopped: threading.Event) -> None:
+        while not stopped.wait(self._interval):
             self.run_pass()

@@ -13,6 +13,7 @@ import threading
 import redis
 from redis.client import PubSub
 
+from ...background import BackgroundThread
 from ...waiting import Waiters
 
 # Seconds between tries to subscribe again while Redis is away: doubling.
@@ -35,28 +36,23 @@ class EndsListener:
         self._client = client
         self._channel = channel
         self._waiters = waiters
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._listen, name="task-ends", daemon=True)
-        self._starting = threading.Lock()
+        self._thread = BackgroundThread(self._listen, "task-ends")
 
     def start(self) -> None:
-        """Start listening, unless it does already or was stopped (cheap to call often)."""
-        if self._thread.ident is None and not self._stopped.is_set():
-            with self._starting:
-                if self._thread.ident is None:
-                    self._thread.start()
+        """Start listening, unless it runs already or was stopped (cheap to call often)."""
+        self._thread.start()
 
     def stop(self) -> None:
-        self._stopped.set()
+        self._thread.stop()
 
-    def _listen(self) -> None:
+    def _listen(self, stopped: threading.Event) -> None:
         pause = RECONNECT_FIRST
-        while not self._stopped.is_set():
+        while not stopped.is_set():
             # redis-py leaves pubsub() unannotated; it returns a PubSub.
             subscription: PubSub = self._client.pubsub()  # type: ignore[no-untyped-call]
             try:
                 subscription.subscribe(self._channel)  # type: ignore[no-untyped-call]
-                while not self._stopped.is_set():
+                while not stopped.is_set():
                     message = subscription.get_message(timeout=1.0)
                     if message is None:
                         continue
@@ -68,7 +64,7 @@ class EndsListener:
                         pause = RECONNECT_FIRST
             except (redis.RedisError, OSError):
                 self._waiters.wake_all()  # they read again: 503 while Redis is away
-                self._stopped.wait(pause)
+                stopped.wait(pause)
                 pause = min(pause * 2, RECONNECT_MAX)
             finally:
                 with contextlib.suppress(redis.RedisError, OSError):
