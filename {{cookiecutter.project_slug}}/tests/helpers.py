@@ -111,7 +111,9 @@ class Gate:
             self.most_running = max(self.most_running, self.running)
         self._entered.release()
         try:
-            if not self.opened.wait(10):
+            # A deadline for a test that forgot to open it, long enough for a
+            # loaded machine to stop a server meanwhile (test_shutdown).
+            if not self.opened.wait(30):
                 raise RuntimeError("the test never opened the gate")
             self.saw_cancelled.append(current_task.cancelled)
         finally:

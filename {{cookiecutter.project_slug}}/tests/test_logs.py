@@ -70,7 +70,7 @@ def test_json_logs_are_one_object_per_line(gunicorn, served_env, served_workers)
         lambda: f"Task {failed_id} (fail) failed" in log.read_text(),
         what="the failed task's end to be logged",
     )
-    # A worker prints Celery's banner (not a log line) before it is ready.
+    # A worker prints its banner (not a log line) before it is ready.
     records = json_lines(log, after=None if log == server.log else "ready.")
     served = records if log == server.log else json_lines(server.log)
     [napped] = [record for record in records if record["message"] == "napped 0 s"]

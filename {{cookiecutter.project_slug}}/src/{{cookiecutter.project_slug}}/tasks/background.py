@@ -11,7 +11,7 @@ class BackgroundThread:
 
     ``start()`` is cheap enough to call on every request, so a thread can be
     started by the first one rather than at import: a process that forks
-    after importing the app (a Celery worker, gunicorn with preload) keeps
+    after importing the app (a task worker, gunicorn with preload) keeps
     no thread that its children would not have. ``loop`` returns once the
     ``stopped`` event is set. A daemon thread never holds the process open.
     """

@@ -241,7 +241,7 @@ class TaskEngine:
 
     def liveness_response(self) -> tuple[dict[str, str], int, dict[str, str]]:
         """``/livez``: 200 while the process runs. It asks nothing outside the process,
-        so that an outage of Redis never has an orchestrator restart healthy processes."""
+        so that an outage of a store never has an orchestrator restart healthy processes."""
         return {"status": "ok"}, 200, {}
 
     def readiness_response(self) -> tuple[dict[str, str], int, dict[str, str]]:

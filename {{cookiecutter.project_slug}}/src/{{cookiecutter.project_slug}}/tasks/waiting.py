@@ -1,8 +1,8 @@
 """``Prefer: wait=N`` (RFC 7240): a request held until its task ends, or N seconds pass.
 
 ``requested_wait`` reads the header. ``Waiters`` is where held requests wait:
-a backend wakes a task's waiters when the task ends (the threads backend
-where it ends; the celery backend when Redis says so). ``release_held``
+the backend wakes a task's waiters when the task ends, wherever it ran.
+``release_held``
 answers every held request of the process at once, as it stops.
 """
 

@@ -167,6 +167,7 @@ class ThreadBackend:
                 return
             self.metrics.started(task)
             outcome = run_task(self.app, _Running(self.store, task), request)
+            self.pool.release_running()
             self.store.finish(task, *self._shared(outcome))
             self._ended(task)
 

@@ -44,6 +44,8 @@ class WorkerPool(Generic[Work]):
         self._running = 0
         self._idle = 0
         self._closed = False
+        # Whether the task this worker thread runs gave its place back already.
+        self._released_early = threading.local()
 
     @property
     def workers(self) -> tuple[threading.Thread, ...]:
@@ -92,6 +94,16 @@ class WorkerPool(Generic[Work]):
             else:
                 self._work_ready.notify()
             return True
+
+    def release_running(self) -> None:
+        """From ``run``: its task is done, and its place free, before the end shows.
+
+        A client that reads the end and submits again at once must find the
+        place its task held, not a 503.
+        """
+        with self._lock:
+            self._reserved -= 1
+        self._released_early.done = True
 
     def cancel(self, task: Work) -> bool:
         """Drop ``task`` from the queue; False if it is not waiting there."""
@@ -144,11 +156,13 @@ class WorkerPool(Generic[Work]):
                     return
                 task = self._queue.popleft()
                 self._running += 1
+            self._released_early.done = False
             try:
                 self._run(task)
             finally:
                 with self._lock:
                     self._running -= 1
-                    self._reserved -= 1
+                    if not self._released_early.done:
+                        self._reserved -= 1
                     if not self._running:
                         self._all_done.notify_all()
