@@ -91,6 +91,11 @@ COMMON = Settings(
         "TASK_MAX_ANSWER_BYTES": 16 * 1024 * 1024,
         # The token /metrics asks for (Authorization: Bearer <token>); None: anyone may read.
         "METRICS_TOKEN": None,
+        # How many reverse proxies stand in front of the service and set
+        # X-Forwarded-For/-Proto/-Host/-Port/-Prefix: the app believes that
+        # many and no more. 0 (no proxy) believes none, since a client could
+        # send them itself.
+        "PROXY_COUNT": 0,
     },
     rules={
         "TASK_RETENTION": Rule(positive, "a number > 0"),
@@ -100,6 +105,7 @@ COMMON = Settings(
         "TASK_MAX_ANSWER_BYTES": Rule(whole(1), "a whole number of bytes >= 1"),
         "SECRET_KEY": Rule(optional(lambda value: isinstance(value, str | bytes)), "a string"),
         "METRICS_TOKEN": Rule(optional(token), "visible ASCII characters with no spaces, or unset"),
+        "PROXY_COUNT": Rule(whole(0), "a whole number >= 0"),
     },
     text_keys=frozenset({"SECRET_KEY", "METRICS_TOKEN"}),
 )
