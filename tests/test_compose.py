@@ -75,8 +75,9 @@ def test_the_stack_serves_through_nginx_and_scales_its_workers(baked, combinatio
     assert (web["build"], web["image"]) == (".", slug)
     assert web["environment"]["FLASK_SECRET_KEY"] == SECRET_KEY
     assert web["environment"]["FLASK_PROXY_COUNT"] == 1
-    # The image's own health check (it asks /health), only sooner.
-    assert "test" not in web["healthcheck"]
+    # Healthy when ready (/health), which the proxy waits for.
+    assert web["healthcheck"]["test"][:2] == ["CMD", "python"]
+    assert "/health'" in web["healthcheck"]["test"][-1]
 
     proxy = services["proxy"]
     assert proxy["depends_on"] == {"web": {"condition": "service_healthy"}}
