@@ -14,6 +14,10 @@ from pathlib import Path
 
 import pytest
 
+# The private Docker daemon and the images built with it: ``docker``,
+# ``python_image``, ``threads_image``, ``celery_image``, ...
+pytest_plugins = ["docker_fixtures"]
+
 TEMPLATE = Path(__file__).resolve().parent.parent
 COOKIECUTTER_JSON = json.loads((TEMPLATE / "cookiecutter.json").read_text(encoding="utf-8"))
 

@@ -1,33 +1,28 @@
 """D1 and D4 for the image: each backend's bake built by a real Docker daemon, served and stopped.
 
-A private ``dockerd`` (data, sockets and pid file in a temporary folder, no
-bridge network) builds each bake's image with its README's ``docker build``
-command, on a Python base image made from Debian's packages with
-``mmdebstrap`` and passed as ``PYTHON_IMAGE`` (Docker Hub cannot be reached
-here). The README's ``docker run`` commands then run word for word, but for
-the network: every container uses the host's (``--network host``) and serves
-on 127.0.0.1 on a free port. The base image's file tree is made once per run
-and each bake's image built once; each xdist worker that runs these tests has
-a daemon of its own.
+A private ``dockerd`` (``docker_fixtures``) builds each bake's image with its
+README's ``docker build`` command, on a Python base image made from Debian's
+packages with ``mmdebstrap`` and passed as ``PYTHON_IMAGE`` (Docker Hub cannot
+be reached here). The README's ``docker run`` commands then run word for
+word, but for the network: every container uses the host's (``--network
+host``) and serves on 127.0.0.1 on a free port.
 
 Without Docker the tests skip, saying how to get it; under ``CI=true`` they fail.
 """
 
-import fcntl
 import json
 import os
 import re
 import shlex
-import shutil
 import signal
 import subprocess
-import tempfile
 import time
 import tomllib
 import urllib.parse
 from pathlib import Path
 
 import pytest
+from docker_fixtures import docker_tests, readme_build
 from test_celery_service import Processes, find_redis_server, wait_for_line
 from test_installed_project import (
     free_port,
@@ -38,187 +33,14 @@ from test_installed_project import (
     wait_until_serving,
 )
 
-from conftest import clean_env, run
+from conftest import clean_env
 
-HOW_TO_GET_DOCKER = (
-    "the image tests start their own dockerd as root and need Debian's docker.io "
-    "and mmdebstrap: apt-get install docker.io mmdebstrap (.ci/run does)"
-)
-PYTHON_IMAGE = "template-test/python:bookworm"
-HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
-# What an image made by `docker import` lacks, and official images set.
-IMPORTED_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+pytestmark = docker_tests
+
 # The example task's seconds: long enough to be caught running at a stop.
 TASK_SECONDS = 1.5
 # `docker run` options of the README's commands that take a value.
 RUN_OPTIONS_WITH_VALUE = {"--name", "-p", "--publish", "-e", "--env", "--network", "--stop-timeout"}
-
-
-class Docker:
-    """The ``docker`` CLI, talking to one daemon, with a config folder of its own."""
-
-    def __init__(self, socket, config):
-        self.env = clean_env(DOCKER_HOST=f"unix://{socket}", DOCKER_CONFIG=str(config))
-        for name in ("DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH"):
-            self.env.pop(name, None)
-
-    def __call__(self, *args, cwd=None, timeout=120, check=True):
-        return run(
-            ["docker", *map(str, args)],
-            cwd or Path.cwd(),
-            env=self.env,
-            timeout=timeout,
-            check=check,
-        )
-
-    def inspect(self, name, template):
-        return self("inspect", "--format", template, name).stdout.strip()
-
-
-def docker_missing():
-    """Why this machine cannot run the tests, or None."""
-    if os.geteuid() != 0:
-        return "not root"
-    missing = [tool for tool in ("docker", "dockerd", "mmdebstrap") if shutil.which(tool) is None]
-    return f"no {', '.join(missing)} on PATH" if missing else None
-
-
-@pytest.fixture(scope="session")
-def docker(tmp_path_factory):
-    """A private dockerd for this run, stopped by its pid at the end, its folder removed."""
-    why = docker_missing()
-    if why:
-        message = f"{why}: {HOW_TO_GET_DOCKER}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
-    # A short path: containerd's sockets live under the exec root.
-    root = Path(tempfile.mkdtemp(prefix="dockerd-"))
-    log = root / "dockerd.log"
-    with log.open("wb") as output:
-        daemon = subprocess.Popen(
-            [
-                "dockerd",
-                *("--data-root", root / "data", "--exec-root", root / "exec"),
-                *("-H", f"unix://{root / 'docker.sock'}", "--pidfile", root / "dockerd.pid"),
-                *("--bridge=none", "--iptables=false", "--ip-masq=false"),
-            ],
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    client = Docker(root / "docker.sock", tmp_path_factory.mktemp("docker-config"))
-    try:
-        deadline = time.monotonic() + 60
-        while client("version", check=False, timeout=30).returncode != 0:
-            if daemon.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"dockerd did not start:\n{log.read_text(errors='replace')}")
-            time.sleep(0.2)
-        yield client
-    finally:
-        if daemon.poll() is None:
-            left = client("ps", "--all", "--quiet", check=False).stdout.split()
-            if left and all(re.fullmatch(r"[0-9a-f]{12,64}", name) for name in left):
-                client("rm", "--force", *left, check=False)
-            daemon.terminate()
-            try:
-                daemon.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(daemon.pid, signal.SIGKILL)
-                daemon.wait(10)
-        # dockerd leaves its network namespace mounted: nothing of it may stay
-        # mounted when its folder goes.
-        for mount in reversed(mounts_under(root)):
-            subprocess.run(["umount", mount], check=False)
-        if not mounts_under(root):
-            shutil.rmtree(root, ignore_errors=True)
-
-
-def mounts_under(root):
-    """The mount points under ``root``, outermost first."""
-    points = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()]
-    return [point for point in points if point.startswith(f"{root}/")]
-
-
-@pytest.fixture(scope="session")
-def python_image(docker, tmp_path_factory):
-    """A Python base image from Debian's packages, trusting this machine's CA bundle.
-
-    PyPI is reached through a proxy whose certificate authority is in the
-    host's bundle: the image takes that bundle, and pip is told to use it.
-    """
-    folder = tmp_path_factory.mktemp("python-image")
-    docker(
-        "import",
-        "--change",
-        f"ENV PATH={IMPORTED_PATH}",
-        debian_tarball(tmp_path_factory),
-        "template-test/debian",
-    )
-    shutil.copy(HOST_CA_BUNDLE, folder / "ca-certificates.crt")
-    (folder / "Dockerfile").write_text(
-        "FROM template-test/debian\n"
-        f"COPY ca-certificates.crt {HOST_CA_BUNDLE}\n"
-        f"ENV PIP_CERT={HOST_CA_BUNDLE}\n",
-        encoding="utf-8",
-    )
-    docker("build", "--tag", PYTHON_IMAGE, folder)
-    return PYTHON_IMAGE
-
-
-def debian_tarball(tmp_path_factory):
-    """Debian's minimal tree with Python, made once per run and shared by the xdist workers."""
-    basetemp = tmp_path_factory.getbasetemp()
-    # Under xdist, the parent of the base temp belongs to this run alone.
-    shared = basetemp.parent if os.environ.get("PYTEST_XDIST_WORKER") else basetemp
-    tarball = shared / "debian-bookworm-python.tar"
-    with (shared / "debian-bookworm-python.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not tarball.exists():
-            partial = tarball.with_suffix(".partial.tar")
-            run(
-                [
-                    "mmdebstrap",
-                    "--variant=minbase",
-                    "--include=python3,python3-venv,python-is-python3,ca-certificates",
-                    "bookworm",
-                    str(partial),
-                ],
-                shared,
-                timeout=600,
-            )
-            partial.rename(tarball)
-    return tarball
-
-
-def readme_build(docker, project, python_image):
-    """The README's ``docker build``, on ``python_image``, with the host's network: the tag."""
-    tokens = shlex.split(readme_command(project, r"^docker build\b", "docker build"))
-    assert tokens[:2] == ["docker", "build"], tokens
-    docker(
-        "build",
-        *("--network", "host", "--build-arg", f"PYTHON_IMAGE={python_image}"),
-        *tokens[2:],
-        cwd=project,
-        timeout=900,
-    )
-    return tokens[tokens.index("-t") + 1]
-
-
-@pytest.fixture(scope="module")
-def threads_image(bake, docker, python_image):
-    """The default REST layer on threads: its project folder and its image."""
-    project = bake(task_backend="threads")
-    return project, readme_build(docker, project, python_image)
-
-
-@pytest.fixture(scope="module")
-def celery_image(bake, docker, python_image):
-    """flask-smorest on celery, under a slug of its own: its project folder and its image."""
-    project = bake(
-        project_name="Docker Celery Service", rest_layer="flask-smorest", task_backend="celery"
-    )
-    return project, readme_build(docker, project, python_image)
 
 
 class Container:

@@ -117,6 +117,11 @@ COMMON = Settings(
         # Requests held at once in a web process; past that one is answered at
         # once. Half of gunicorn's threads, so that held requests never take them all.
         "TASK_MAX_WAITING": max(1, _gunicorn_threads() // 2),
+        # How many reverse proxies stand in front of the service and set
+        # X-Forwarded-For/-Proto/-Host/-Port/-Prefix: the app believes that
+        # many and no more. 0 (no proxy) believes none, since a client could
+        # send them itself.
+        "PROXY_COUNT": 0,
     },
     rules={
         "TASK_RETENTION": Rule(positive, "a number > 0"),
@@ -129,6 +134,7 @@ COMMON = Settings(
         "LOG_FORMAT": Rule(one_of(*LOG_FORMATS), " or ".join(map(repr, LOG_FORMATS))),
         "TASK_MAX_WAIT": Rule(whole(1), "a whole number of seconds >= 1"),
         "TASK_MAX_WAITING": Rule(whole(1), "a whole number >= 1"),
+        "PROXY_COUNT": Rule(whole(0), "a whole number >= 0"),
     },
     text_keys=frozenset({"SECRET_KEY", "METRICS_TOKEN", "LOG_FORMAT"}),
 )
