@@ -5,20 +5,21 @@ import os
 import signal
 
 
-def _setting(key, default, convert, rule):
+def _setting(key, default, convert, rule, most=math.inf):
     """The environment variable ``key`` as a number; stop at once, naming it, if it is not."""
     value = os.environ.get(key, default)
     try:
         number = convert(value)
     except ValueError:
         number = None
-    if number is None or not math.isfinite(number) or number <= 0:
+    if number is None or not math.isfinite(number) or not 0 < number <= most:
         raise SystemExit(f"{key} must be {rule}, got {value!r}")
     return number
 
 
 wsgi_app = "{{ cookiecutter.project_slug }}:create_app()"
-bind = f"{os.environ.get('HOST', '127.0.0.1')}:{_setting('PORT', '8000', int, 'a port number')}"
+port = _setting("PORT", "8000", int, "a port number (1 to 65535)", most=65535)
+bind = f"{os.environ.get('HOST', '127.0.0.1')}:{port}"
 
 {%- if cookiecutter.task_backend == "celery" %}
 # Several worker processes: every task lives in Redis, so any process (on any

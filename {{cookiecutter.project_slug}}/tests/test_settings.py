@@ -103,3 +103,16 @@ def test_gunicorn_stops_on_a_bad_setting_with_one_line_naming_it():
     assert result.returncode != 0
     assert "TASK_RETRY_AFTER must be a whole number >= 1, got 0" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("port", ["70000", "0", "http"])
+def test_gunicorn_refuses_a_port_out_of_range_in_one_line(port):
+    result = run_to_exit(
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"],
+        FLASK_SECRET_KEY="test-secret",
+        HOST="127.0.0.1",
+        PORT=port,
+    )
+    assert result.returncode != 0
+    assert f"PORT must be a port number (1 to 65535), got '{port}'" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -141,8 +141,9 @@ class AccessJsonFormatter(JsonLineFormatter):
                 value = atoms.get(atom)
                 if value in (None, "-", ""):
                     continue
-                if field in self.NUMBERS and isinstance(value, str | int) and str(value).isdigit():
-                    value = int(value)
+                if field in self.NUMBERS and isinstance(value, str | int):
+                    digits = str(value).strip("<>")  # gunicorn writes the pid as <1234>
+                    value = int(digits) if digits.isdigit() else value
                 log_data[field] = value
 
 
