@@ -82,6 +82,15 @@ def test_json_logs_are_one_object_per_line(gunicorn, served_env, served_workers)
     assert "RuntimeError: the view failed, as the test asked" in failure["exc_info"]
     [end] = [record for record in records if record["message"].startswith(f"Task {napped_id}")]
     assert end["task_id"] == napped_id and "succeeded" in end["message"]
+{%- if cookiecutter.task_backend == "celery" %}
+    # Celery's own lines about the task (received, succeeded in) name it too.
+    celerys = [
+        record
+        for record in records
+        if record["logger"].startswith("celery.") and napped_id in record["message"]
+    ]
+    assert len(celerys) >= 2 and all(record["task_id"] == napped_id for record in celerys)
+{%- endif %}
     # gunicorn's own lines and its access log are JSON too.
     access = [record for record in served if record.get("path") == "/nap/0"]
     assert access and access[0]["method"] == "GET" and access[0]["status"] == 202

@@ -336,7 +336,7 @@ class _Outage:
             if not self._away:
                 return
             self._away = False
-        self._logger.warning("Redis is reachable again")
+        self._logger.info("Redis is reachable again")
 
 
 class _Running:
