@@ -12,6 +12,12 @@ import sys
 
 from conftest import TEMPLATE, clean_env
 
+# What Prefer: wait saves a client, on both bakes.
+WAIT_ROWS = (
+    "instant task, submit with Prefer: wait=5 until its answer",
+    "task of 0.5 s, held (Prefer: wait=5)",
+    "plain route while",
+)
 ROWS = {
     "threads": (
         "submit an instant task",
@@ -20,6 +26,7 @@ ROWS = {
         "peak OS threads",
         "one cleaner pass",
         "SIGTERM to exit, idle",
+        *WAIT_ROWS,
     ),
     "celery": (
         "submit an instant task",
@@ -28,6 +35,7 @@ ROWS = {
         "polls answered 404",
         "Redis memory per retained finished task",
         "SIGTERM to exit, idle web processes",
+        *WAIT_ROWS,
     ),
 }
 
