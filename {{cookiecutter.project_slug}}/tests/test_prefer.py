@@ -107,7 +107,7 @@ def test_past_the_most_held_a_request_is_answered_at_once(make_app, gate):
     held(app.extensions["task_engine"])
     started = time.monotonic()
     second = client.get(location, headers={"Prefer": "wait=10"})
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 5  # not held the 10 s
     assert second.status_code == 202
     assert "Preference-Applied" not in second.headers
     gate.open()
@@ -123,13 +123,14 @@ def test_a_wait_longer_than_task_max_wait_is_cut_to_it(make_app, gate):
     assert answer.headers["Preference-Applied"] == "wait=1"
 
 
-@pytest.mark.parametrize("prefer", ["wait=-1", "wait=abc", "wait=1.5", "wait", "=;,;"])
-def test_a_malformed_wait_is_ignored(client, gate, prefer):
-    started = time.monotonic()
-    answer = client.get("/async/gated", headers={"Prefer": prefer})
-    assert time.monotonic() - started < 0.9
-    assert answer.status_code == 202
-    assert "Preference-Applied" not in answer.headers
+def test_a_malformed_wait_is_ignored(client, gate):
+    # Were any of them read as a wait, its request would be held 10 s or more.
+    for prefer in ["wait=-10", "wait=abc", "wait=10.5", "wait", "=;,;"]:
+        started = time.monotonic()
+        answer = client.get("/async/gated", headers={"Prefer": prefer})
+        assert time.monotonic() - started < 5, prefer
+        assert answer.status_code == 202, prefer
+        assert "Preference-Applied" not in answer.headers, prefer
 
 
 def test_another_owners_wait_is_a_404_at_once(client, gate):
@@ -138,7 +139,7 @@ def test_another_owners_wait_is_a_404_at_once(client, gate):
     ]
     started = time.monotonic()
     answer = client.get(location, headers={"Authorization": "Bearer bob", "Prefer": "wait=10"})
-    assert time.monotonic() - started < 0.9
+    assert time.monotonic() - started < 5  # not held the 10 s
     assert answer.status_code == 404
 
 
