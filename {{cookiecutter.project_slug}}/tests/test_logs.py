@@ -1,8 +1,17 @@
-"""Logs name their task: served by gunicorn (and a worker), in text and in JSON."""
+"""Logs name their task: served by gunicorn (and a worker), in text and in JSON.
 
+And the handler that writes them never loses a line: in order, at exit, after a fork.
+"""
+
+import io
 import json
+import logging
+import os
 
+import pytest
 from helpers import submit_and_finish, wait_for
+
+from {{ cookiecutter.project_slug }}.logs import BackgroundStreamHandler
 
 REQUEST_ID = "req-7f3a"
 
@@ -96,3 +105,70 @@ def test_json_logs_are_one_object_per_line(gunicorn, served_env, served_workers)
     assert access and access[0]["method"] == "GET" and access[0]["status"] == 202
     assert access[0]["request_id"] == REQUEST_ID
     assert any(record["logger"] == "gunicorn.error" for record in served)
+
+
+# The handler the app puts on the root logger: lines written by a thread of its own.
+
+
+def writing_logger(name, stream):
+    """A logger of its own whose lines a ``BackgroundStreamHandler`` writes into ``stream``."""
+    handler = BackgroundStreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger(f"test_logs.{name}")
+    logger.propagate = False
+    logger.addHandler(handler)
+    return logger, handler
+
+
+def test_lines_are_written_in_order_as_they_read_when_logged():
+    stream = io.StringIO()
+    logger, handler = writing_logger("order", stream)
+    try:
+        cart = ["apple"]
+        logger.warning("cart holds %s", cart)
+        cart.append("pear")  # after the call: the line must not show it
+        for number in range(100):
+            logger.warning("line %d", number)
+        handler.flush()  # waits for the writer thread
+        lines = stream.getvalue().splitlines()
+        assert lines == ["cart holds ['apple']"] + [f"line {n}" for n in range(100)]
+    finally:
+        handler.close()
+
+
+def test_close_writes_what_is_queued_and_later_lines_at_once():
+    stream = io.StringIO()
+    logger, handler = writing_logger("close", stream)
+    for number in range(1000):
+        logger.warning("line %d", number)
+    handler.close()  # as logging.shutdown does at exit
+    assert stream.getvalue().splitlines() == [f"line {n}" for n in range(1000)]
+    logger.warning("after close")
+    assert stream.getvalue().endswith("after close\n")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_a_forked_process_writes_its_lines_before_it_ends(tmp_path):
+    # Celery's pool processes are forked, and may end with os._exit: a line
+    # queued for a writer thread (which does not follow a fork) would be lost.
+    path = tmp_path / "log"
+    with path.open("a", encoding="utf-8") as stream:
+        logger, handler = writing_logger("fork", stream)
+        try:
+            logger.warning("parent starts its writer")
+            handler.flush()
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    logger.warning("child %d", os.getpid())
+                finally:
+                    os._exit(0)
+            _, status = os.waitpid(pid, 0)
+            assert os.waitstatus_to_exitcode(status) == 0
+        finally:
+            handler.close()
+    assert path.read_text(encoding="utf-8").splitlines() == [
+        "parent starts its writer",
+        f"child {pid}",
+    ]

@@ -5,17 +5,23 @@ A record factory gives every ``LogRecord``, from any logger, the ``task_id``
 the current context runs, or None. A backend sets them around a task with
 ``task_logging``. ``LOG_FORMAT`` picks how lines are written: ``text``
 (``[time] LEVEL in logger [task <id>]: message``) or ``json`` (one object per
-line, written by python-json-logger).
+line, written by python-json-logger). Where the app sets logging up, a
+thread of its own writes the lines (``BackgroundStreamHandler``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
+import os
 import sys
+import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
-from typing import Any, NamedTuple
+from queue import Empty, SimpleQueue
+from typing import Any, NamedTuple, TextIO
 
 from flask import Flask
 from flask.logging import default_handler
@@ -26,6 +32,12 @@ JSON = "json"
 LOG_FORMATS = (TEXT, JSON)
 # Longest X-Request-ID kept: it is the client's text, written into every line.
 MAX_REQUEST_ID_LENGTH = 200
+# Seconds the writer thread lets lines gather before it writes them, and
+# most lines it joins into one write.
+BATCH_SECONDS = 0.05
+MAX_BATCH = 1000
+# Seconds ``flush`` and ``close`` wait for the writer to catch up.
+WRITER_TIMEOUT = 5.0
 
 
 class LogIds(NamedTuple):
@@ -98,6 +110,121 @@ class TextFormatter(logging.Formatter):
         return self.FORMAT % {**record.__dict__, "task": label}
 
 
+class _Flushed:
+    """Put in the queue by ``flush``: set once every line before it is written."""
+
+    __slots__ = ("event",)
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+
+
+_STOP = object()  # put in the queue by ``close``: write what came before it, then end
+
+
+class BackgroundStreamHandler(logging.StreamHandler[TextIO]):
+    """A ``StreamHandler`` whose lines are written by a thread of its own, in batches.
+
+    The thread that logs only queues a copy of the record, its message
+    already formatted; the writer wakes at most every ``BATCH_SECONDS`` and
+    writes what gathered at once. Written directly, each line's write lets
+    go of the GIL, and the thread must then take it back from the busy
+    request threads: with every task's end line written by its worker thread
+    that way, a threads bake lost a sixth of its submit rate (two more
+    context switches per task; measured in bench/RESULTS.md).
+
+    A process forked from the one that made the handler (Celery's pool,
+    gunicorn's ``preload_app``) writes its lines directly: the thread does
+    not follow a fork, and such a process may end with ``os._exit``, which
+    would drop queued lines. ``logging.shutdown``, at exit, writes what is
+    queued.
+    """
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        super().__init__(stream)
+        self._pid = os.getpid()
+        self._queue: SimpleQueue[object] = SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._closed = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self._closed or os.getpid() != self._pid:
+            super().emit(record)
+            return
+        try:
+            # The message as it reads now: its arguments may change after the call.
+            record = copy.copy(record)
+            record.msg = record.getMessage()
+            record.args = None
+        except Exception:
+            self.handleError(record)
+            return
+        if self._writer is None:  # under the handler's lock: ``handle`` holds it
+            self._writer = threading.Thread(target=self._write, name="log-writer", daemon=True)
+            self._writer.start()
+        self._queue.put(record)
+
+    def flush(self) -> None:
+        """Wait until every line queued so far is written, then flush the stream."""
+        if not self._writing():
+            super().flush()
+            return
+        flushed = _Flushed()
+        self._queue.put(flushed)
+        flushed.event.wait(WRITER_TIMEOUT)
+
+    def close(self) -> None:
+        """Write what is queued and end the writer; later lines are written directly."""
+        if self._writing():
+            self._queue.put(_STOP)
+            assert self._writer is not None
+            self._writer.join(WRITER_TIMEOUT)
+        self._closed = True
+        super().close()
+
+    def _writing(self) -> bool:
+        """Whether this process's writer thread is there to write queued lines."""
+        writer = self._writer
+        return os.getpid() == self._pid and writer is not None and writer.is_alive()
+
+    def _write(self) -> None:
+        behind = False
+        while True:
+            first = self._queue.get()
+            if isinstance(first, logging.LogRecord) and not behind:
+                # Let the next lines join this one: one wake of this thread
+                # and one write per batch, not per line.
+                time.sleep(BATCH_SECONDS)
+            batch = [first]
+            with contextlib.suppress(Empty):
+                while len(batch) < MAX_BATCH:
+                    batch.append(self._queue.get_nowait())
+            behind = len(batch) == MAX_BATCH  # more may wait: no pause next time
+            self._write_lines([item for item in batch if isinstance(item, logging.LogRecord)])
+            for item in batch:
+                if isinstance(item, _Flushed):
+                    item.event.set()
+            if any(item is _STOP for item in batch):
+                return
+
+    def _write_lines(self, records: list[logging.LogRecord]) -> None:
+        lines = []
+        for record in records:
+            try:
+                lines.append(self.format(record) + self.terminator)
+            except Exception:
+                self.handleError(record)
+        if not lines:
+            return
+        try:
+            # Not under the handler's lock: a thread that logs must never
+            # wait for this write.
+            self.stream.write("".join(lines))
+            self.stream.flush()
+        except Exception:
+            self.handleError(records[-1])
+
+
 class JsonLineFormatter(JsonFormatter):
     """One JSON object per record: time (RFC 3339, UTC), level, logger, message, ids.
 
@@ -165,7 +292,7 @@ def init_app(app: Flask) -> None:
     install_record_factory()
     root = logging.getLogger()
     if not root.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = BackgroundStreamHandler(sys.stderr)
         handler.setFormatter(formatter(app.config["LOG_FORMAT"]))
         root.addHandler(handler)
         # Python's warnings, too, become lines of this format (logger "py.warnings").
