@@ -7,6 +7,8 @@ import io
 import json
 import logging
 import os
+import subprocess
+import sys
 
 import pytest
 from helpers import submit_and_finish, wait_for
@@ -75,9 +77,14 @@ def test_json_logs_are_one_object_per_line(gunicorn, served_env, served_workers)
     server, log = serve(gunicorn, served_env, served_workers, "json")
     napped_id, _ = run_to_end(server, "/nap/0")
     failed_id, _ = run_to_end(server, "/fail")
+    awaited = [f"Task {failed_id} (fail) failed"]
+{%- if cookiecutter.task_backend == "celery" %}
+    # The worker's own process writes this line, its pool processes the rest.
+    awaited.append(f"run_task[{napped_id}] received")
+{%- endif %}
     wait_for(
-        lambda: f"Task {failed_id} (fail) failed" in log.read_text(),
-        what="the failed task's end to be logged",
+        lambda: all(text in log.read_text() for text in awaited),
+        what=f"{awaited} to be logged",
     )
     # A worker prints its banner (not a log line) before it is ready.
     records = json_lines(log, after=None if log == server.log else "ready.")
@@ -150,7 +157,7 @@ def test_close_writes_what_is_queued_and_later_lines_at_once():
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 @pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_a_forked_process_writes_its_lines_before_it_ends(tmp_path):
-    # Celery's pool processes are forked, and may end with os._exit: a line
+    # A task worker's pool processes are forked, and may end with os._exit: a line
     # queued for a writer thread (which does not follow a fork) would be lost.
     path = tmp_path / "log"
     with path.open("a", encoding="utf-8") as stream:
@@ -172,3 +179,20 @@ def test_a_forked_process_writes_its_lines_before_it_ends(tmp_path):
         "parent starts its writer",
         f"child {pid}",
     ]
+
+
+def test_a_line_logged_as_the_interpreter_exits_is_written(tmp_path):
+    # A stopping service logs from an atexit hook, when no thread can start.
+    script = tmp_path / "last_words.py"
+    script.write_text(
+        "import atexit, logging, sys\n"
+        "from {{ cookiecutter.project_slug }}.logs import BackgroundStreamHandler\n"
+        "logger = logging.getLogger('last_words')\n"
+        "logger.addHandler(BackgroundStreamHandler(sys.stdout))\n"
+        "atexit.register(lambda: logger.warning('the service stopped'))\n",
+        encoding="utf-8",
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, "the service stopped\n", "")

@@ -133,8 +133,8 @@ class BackgroundStreamHandler(logging.StreamHandler[TextIO]):
     that way, a threads bake lost a sixth of its submit rate (two more
     context switches per task; measured in bench/RESULTS.md).
 
-    A process forked from the one that made the handler (Celery's pool,
-    gunicorn's ``preload_app``) writes its lines directly: the thread does
+    A process forked from the one that made the handler (a task worker's
+    pool, gunicorn's ``preload_app``) writes its lines directly: the thread does
     not follow a fork, and such a process may end with ``os._exit``, which
     would drop queued lines. ``logging.shutdown``, at exit, writes what is
     queued.
@@ -159,10 +159,24 @@ class BackgroundStreamHandler(logging.StreamHandler[TextIO]):
         except Exception:
             self.handleError(record)
             return
-        if self._writer is None:  # under the handler's lock: ``handle`` holds it
-            self._writer = threading.Thread(target=self._write, name="log-writer", daemon=True)
-            self._writer.start()
+        if self._writer is None and not self._start_writer():
+            super().emit(record)
+            return
         self._queue.put(record)
+
+    def _start_writer(self) -> bool:
+        """Start the writer thread (under the handler's lock: ``handle`` holds it).
+
+        False where no thread can start: at interpreter shutdown, when the
+        last lines (a stopping service's) are written directly.
+        """
+        writer = threading.Thread(target=self._write, name="log-writer", daemon=True)
+        try:
+            writer.start()
+        except RuntimeError:
+            return False
+        self._writer = writer
+        return True
 
     def flush(self) -> None:
         """Wait until every line queued so far is written, then flush the stream."""
