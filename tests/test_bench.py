@@ -77,3 +77,31 @@ def test_the_quick_benchmark_prints_every_row():
             assert row[-1] in ("met", "**missed**"), row
         assert "Load generator:" in found[backend], report
     assert "Redis round trips: submit" in found["celery"], report
+
+
+def test_beside_prints_both_trees_ratios_and_their_change():
+    # HEAD beside the working tree: the cheapest pair there is, threads alone.
+    load = "wrk" if shutil.which("wrk") else "python"
+    command = [sys.executable, str(TEMPLATE / "bench" / "beside.py"), "HEAD", "--quick"]
+    result = subprocess.run(
+        [*command, "--backend", "threads", "--load", load],
+        cwd=TEMPLATE,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=420,
+    )
+    report = f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    assert result.returncode == 0, report
+    found = sections(result.stdout)
+    assert set(found) == {"threads"}, report
+    rows = table_rows(found["threads"])
+    assert [row[0] for row in rows] == [
+        "submit, vs plain route",
+        "poll a finished task, vs plain route",
+    ], report
+    for row in rows:
+        # figure, HEAD's ratio, this tree's, the change, the verdict
+        assert len(row) == 5 and all(" x (" in cell for cell in row[1:3]), row
+        assert row[-1] in ("met", "**missed**"), row
+    assert found["threads"].count("context switches") == 2, report
