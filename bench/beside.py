@@ -12,7 +12,8 @@ per tree, are minutes apart, and this shared machine's speed drifts by more
 than that between them. Here both trees' bakes are served at once, each in
 its own venv (the celery bakes with their own redis-server and worker), and
 every round measures each tree's reference and task route back to back, the
-trees taking turns to go first: both meet the same machine. The ratio of a
+trees taking turns to go first: both meet the same machine. While one tree
+is measured, the other's processes are paused (``SIGSTOP``). The ratio of a
 tree is the median of its rounds' ratios, as ``run.py`` takes it.
 
 Beside each ratio: the CPU time and the context switches of the web
@@ -21,7 +22,9 @@ from (a context switch is a thread that gave up the CPU, or lost it).
 """
 
 import argparse
+import contextlib
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -31,7 +34,7 @@ from pathlib import Path
 
 import celerybench
 from load import Generator, python_load
-from project import BENCH_APP, PLAIN_APP, BenchError, Server, bake, install
+from project import BENCH_APP, PLAIN_APP, BenchError, Server, bake, children, install
 from run import BENCH_DIR, CONNECTIONS, SERVICE_ENV, finished_instant_task, wait_until_finished
 
 # The ratios O4 compares, and the most the change may move them.
@@ -65,6 +68,14 @@ class Tree:
     server: Server | None = None
     settle: object = None  # waits until no task of the tree's service is left to run
     stoppers: list = field(default_factory=list)
+    processes: list = field(default_factory=list)  # each answers the pids of a part
+
+    def signal(self, number):
+        """Send ``number`` to every process of the tree's stack."""
+        for pids in self.processes:
+            for pid in pids():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, number)
 
 
 def checkout(template, revision, workdir):
@@ -131,6 +142,7 @@ def serve_threads(tree, venv_python, project):
     tree.stoppers.append(server.stop)
     server.start()
     tree.server = server
+    tree.processes.append(lambda: [server.process.pid, *server.worker_pids])
     tree.settle = lambda: wait_until_finished(server)
     python_load(f"{server.url}/plain", 10, CONNECTIONS, requests=200)
     python_load(f"{server.url}/instant", 10, CONNECTIONS, requests=200)
@@ -174,6 +186,11 @@ def serve_celery(tree, venv_python, project):
     tree.stoppers.insert(0, server.stop)
     server.start(timeout=60)
     tree.server = server
+    tree.processes += [
+        lambda: [server.process.pid, *server.worker_pids],
+        lambda: [worker.process.pid, *children(worker.process.pid)],  # and its pool
+        lambda: [redis_server.process.pid],
+    ]
     tree.settle = lambda: celerybench.wait_until_drained(redis_server.client)
     for path in ("/plain", "/instant", "/pattern/instant"):
         python_load(f"{server.url}{path}", 10, CONNECTIONS, requests=200)
@@ -186,6 +203,7 @@ def serve_celery(tree, venv_python, project):
 
 
 def stop(tree):
+    tree.signal(signal.SIGCONT)
     for stopper in tree.stoppers:
         try:
             stopper()
@@ -204,12 +222,17 @@ def compare(trees, backend, generator, rounds, seconds):
             project = bake(tree.template, tree.workdir, **answers)
             venv_python = install(project, tree.workdir)
             serve(tree, venv_python, project)
+            # Paused while the other is measured: its timers (heartbeats,
+            # leases, the cleaner) must not take the CPU from it.
+            tree.signal(signal.SIGSTOP)
         for round_ in range(rounds):
             progress(f"{backend}: round {round_ + 1} of {rounds}")
             # Each tree goes first in every other round: neither always meets
             # the machine as the other left it.
             for tree in trees if round_ % 2 == 0 else trees[::-1]:
+                tree.signal(signal.SIGCONT)
                 measure_round(tree, generator, seconds)
+                tree.signal(signal.SIGSTOP)
     finally:
         for tree in trees:
             stop(tree)
@@ -244,7 +267,8 @@ def report(trees, backend):
 def cell(figure):
     ratio = statistics.median(figure.ratios)
     rate = statistics.median(figure.rates)
-    return f"{ratio:.2f} x ({rate:,.0f} req/s)"
+    spread = f"{min(figure.ratios):.2f} to {max(figure.ratios):.2f}"
+    return f"{ratio:.2f} x ({rate:,.0f} req/s; rounds {spread})"
 
 
 def median(values):

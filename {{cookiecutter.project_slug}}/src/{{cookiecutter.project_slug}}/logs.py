@@ -126,12 +126,12 @@ class BackgroundStreamHandler(logging.StreamHandler[TextIO]):
     """A ``StreamHandler`` whose lines are written by a thread of its own, in batches.
 
     The thread that logs only queues a copy of the record, its message
-    already formatted; the writer wakes at most every ``BATCH_SECONDS`` and
-    writes what gathered at once. Written directly, each line's write lets
-    go of the GIL, and the thread must then take it back from the busy
-    request threads: with every task's end line written by its worker thread
-    that way, a threads bake lost a sixth of its submit rate (two more
-    context switches per task; measured in bench/RESULTS.md).
+    already formatted, and takes no lock for it; the writer wakes at most
+    every ``BATCH_SECONDS`` and writes what gathered at once. Written
+    directly, each line's write lets go of the GIL, and the thread must then
+    take it back from the busy request threads; and the pool's threads, each
+    logging its task's end, queued for the handler's lock. A threads bake
+    lost a sixth of its submit rate that way (bench/RESULTS.md).
 
     A process forked from the one that made the handler (a task worker's
     pool, gunicorn's ``preload_app``) writes its lines directly: the thread does
@@ -145,11 +145,21 @@ class BackgroundStreamHandler(logging.StreamHandler[TextIO]):
         self._pid = os.getpid()
         self._queue: SimpleQueue[object] = SimpleQueue()
         self._writer: threading.Thread | None = None
+        self._starting = threading.Lock()
         self._closed = False
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        """As ``Handler.handle`` does, without the handler's lock: the queue needs none."""
+        checked = self.filter(record)
+        if isinstance(checked, logging.LogRecord):  # Python 3.12+: a filter may replace it
+            record = checked
+        if checked:
+            self.emit(record)
+        return bool(checked)
 
     def emit(self, record: logging.LogRecord) -> None:
         if self._closed or os.getpid() != self._pid:
-            super().emit(record)
+            self._write_now(record)
             return
         try:
             # The message as it reads now: its arguments may change after the call.
@@ -160,22 +170,32 @@ class BackgroundStreamHandler(logging.StreamHandler[TextIO]):
             self.handleError(record)
             return
         if self._writer is None and not self._start_writer():
-            super().emit(record)
+            self._write_now(record)
             return
         self._queue.put(record)
 
+    def _write_now(self, record: logging.LogRecord) -> None:
+        """Write one line in this thread, as ``StreamHandler`` does."""
+        self.acquire()
+        try:
+            super().emit(record)
+        finally:
+            self.release()
+
     def _start_writer(self) -> bool:
-        """Start the writer thread (under the handler's lock: ``handle`` holds it).
+        """Start the writer thread, once.
 
         False where no thread can start: at interpreter shutdown, when the
         last lines (a stopping service's) are written directly.
         """
-        writer = threading.Thread(target=self._write, name="log-writer", daemon=True)
-        try:
-            writer.start()
-        except RuntimeError:
-            return False
-        self._writer = writer
+        with self._starting:
+            if self._writer is None:
+                writer = threading.Thread(target=self._write, name="log-writer", daemon=True)
+                try:
+                    writer.start()
+                except RuntimeError:
+                    return False
+                self._writer = writer
         return True
 
     def flush(self) -> None:
