@@ -2,7 +2,7 @@
 
 Run from a checkout of the template::
 
-    python bench/beside.py fae9bad                    # both bakes, about 12 minutes
+    python bench/beside.py fae9bad                    # both bakes, about 10 minutes
     python bench/beside.py fae9bad --backend threads  # one of them
     python bench/beside.py HEAD --quick               # tiny counts, to check that it works
 
@@ -160,17 +160,7 @@ def serve_celery(tree, venv_python, project):
     (workdir / "celery_bench_app.py").write_text(celerybench.CELERY_APP, encoding="utf-8")
     redis_server = celerybench.RedisServer(workdir).start()
     tree.stoppers.append(redis_server.stop)
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("FLASK_")},
-        "PYTHONPATH": str(workdir),
-        "FLASK_SECRET_KEY": "bench",
-        "FLASK_TASK_REDIS_URL": redis_server.url,
-        "FLASK_TASK_MAX_QUEUED": "1000000",
-        "FLASK_TASK_RETENTION": "3600",
-        "BENCH_REDIS_URL": redis_server.url,
-        "WEB_CONCURRENCY": str(celerybench.WEB_PROCESSES),
-        "GUNICORN_THREADS": "8",
-    }
+    env = celerybench.service_env(workdir, redis_server.url)
     worker = celerybench.CeleryWorker(venv_python, workdir, env)
     tree.stoppers.insert(0, worker.stop)
     worker.start()

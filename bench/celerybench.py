@@ -436,21 +436,26 @@ def shutdown_seconds(venv_python, project, workdir, env, rounds):
     return {name: statistics.median(values) for name, values in seconds.items()}
 
 
+def service_env(workdir, redis_url):
+    """The environment of the served celery bake and its worker, on ``redis_url``."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("FLASK_")},
+        "PYTHONPATH": str(workdir),
+        "FLASK_SECRET_KEY": "bench",
+        "FLASK_TASK_REDIS_URL": redis_url,
+        "FLASK_TASK_MAX_QUEUED": "1000000",
+        "FLASK_TASK_RETENTION": "3600",
+        "BENCH_REDIS_URL": redis_url,
+        "WEB_CONCURRENCY": str(WEB_PROCESSES),
+        "GUNICORN_THREADS": "8",
+    }
+
+
 def benchmark(generator, venv_python, project, workdir, sizes, progress):
     """Every B4 figure of the celery bake; returns what its table needs."""
     (workdir / "celery_bench_app.py").write_text(CELERY_APP + WAIT_ROUTES, encoding="utf-8")
     redis_server = RedisServer(workdir).start()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("FLASK_")},
-        "PYTHONPATH": str(workdir),
-        "FLASK_SECRET_KEY": "bench",
-        "FLASK_TASK_REDIS_URL": redis_server.url,
-        "FLASK_TASK_MAX_QUEUED": "1000000",
-        "FLASK_TASK_RETENTION": "3600",
-        "BENCH_REDIS_URL": redis_server.url,
-        "WEB_CONCURRENCY": str(WEB_PROCESSES),
-        "GUNICORN_THREADS": "8",
-    }
+    env = service_env(workdir, redis_server.url)
     worker = CeleryWorker(venv_python, workdir, env)
     server = Server(
         "celery-service", venv_python, project, workdir, "celery_bench_app:app", env, WEB_PROCESSES

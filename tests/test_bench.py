@@ -52,17 +52,24 @@ def sections(output):
     return {part.split("\n", 1)[0].strip(): part for part in parts}
 
 
-def test_the_quick_benchmark_prints_every_row():
-    # wrk where it is installed already; the tests never install it.
+def run_bench(script, *args):
+    """Run ``bench/<script>`` with ``args``, with wrk where it is installed already.
+
+    The tests never install wrk; without it the Python load generator runs.
+    """
     load = "wrk" if shutil.which("wrk") else "python"
-    result = subprocess.run(
-        [sys.executable, str(TEMPLATE / "bench" / "run.py"), "--quick", "--load", load],
+    return subprocess.run(
+        [sys.executable, str(TEMPLATE / "bench" / script), *args, "--load", load],
         cwd=TEMPLATE,
         env=clean_env(),
         capture_output=True,
         text=True,
         timeout=420,
     )
+
+
+def test_the_quick_benchmark_prints_every_row():
+    result = run_bench("run.py", "--quick")
     report = f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
     assert result.returncode == 0, report
 
@@ -81,16 +88,7 @@ def test_the_quick_benchmark_prints_every_row():
 
 def test_beside_prints_both_trees_ratios_and_their_change():
     # HEAD beside the working tree: the cheapest pair there is, threads alone.
-    load = "wrk" if shutil.which("wrk") else "python"
-    command = [sys.executable, str(TEMPLATE / "bench" / "beside.py"), "HEAD", "--quick"]
-    result = subprocess.run(
-        [*command, "--backend", "threads", "--load", load],
-        cwd=TEMPLATE,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=420,
-    )
+    result = run_bench("beside.py", "HEAD", "--quick", "--backend", "threads")
     report = f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
     assert result.returncode == 0, report
     found = sections(result.stdout)
