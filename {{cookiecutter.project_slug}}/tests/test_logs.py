@@ -9,11 +9,13 @@ import logging
 import os
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 from helpers import submit_and_finish, wait_for
 
-from {{ cookiecutter.project_slug }}.logs import BackgroundStreamHandler
+from {{ cookiecutter.project_slug }}.logs import WRITER_TIMEOUT, BackgroundStreamHandler
 
 REQUEST_ID = "req-7f3a"
 
@@ -152,6 +154,43 @@ def test_close_writes_what_is_queued_and_later_lines_at_once():
     assert stream.getvalue().splitlines() == [f"line {n}" for n in range(1000)]
     logger.warning("after close")
     assert stream.getvalue().endswith("after close\n")
+
+
+def test_lines_logged_while_the_handler_closes_are_all_written():
+    # At exit, logging.shutdown closes the handler while threads may still log.
+    stream = io.StringIO()
+    logger, handler = writing_logger("closing", stream)
+    logger.warning("the writer starts")
+    handler.flush()
+    logging_now, closed = threading.Barrier(5), threading.Event()
+    logged = {}
+
+    def log_lines(name):
+        number = 0
+        while not closed.is_set() and number < 100_000:  # until close has returned
+            logger.warning("%s %d", name, number)
+            number += 1
+            if number == 100:
+                logging_now.wait(30)
+        logged[name] = number
+
+    threads = [threading.Thread(target=log_lines, args=(f"t{n}",)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    logging_now.wait(30)
+    closing = time.monotonic()
+    handler.close()
+    closed.set()
+    # Not a stall until a timeout (a line written in the middle once waited
+    # for a writer that had stopped, holding every other line back).
+    assert time.monotonic() - closing < WRITER_TIMEOUT / 2
+    for thread in threads:
+        thread.join(30)
+    lines = stream.getvalue().splitlines()
+    assert sorted(lines) == sorted(
+        ["the writer starts"]
+        + [f"{name} {number}" for name, count in logged.items() for number in range(count)]
+    )
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")

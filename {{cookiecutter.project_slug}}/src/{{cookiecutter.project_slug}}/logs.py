@@ -200,7 +200,7 @@ class BackgroundStreamHandler(logging.StreamHandler[TextIO]):
 
     def flush(self) -> None:
         """Wait until every line queued so far is written, then flush the stream."""
-        if not self._writing():
+        if self._closed or not self._writing():
             super().flush()
             return
         flushed = _Flushed()
@@ -209,11 +209,23 @@ class BackgroundStreamHandler(logging.StreamHandler[TextIO]):
 
     def close(self) -> None:
         """Write what is queued and end the writer; later lines are written directly."""
+        self._closed = True
         if self._writing():
             self._queue.put(_STOP)
             assert self._writer is not None
             self._writer.join(WRITER_TIMEOUT)
-        self._closed = True
+        if os.getpid() == self._pid and not self._writing():
+            # Lines queued by threads that logged as the writer stopped
+            # (``emit`` takes no lock): written here, not lost. A forked
+            # process leaves its copy of the queue alone: its parent writes it.
+            left = []
+            with contextlib.suppress(Empty):
+                while True:
+                    left.append(self._queue.get_nowait())
+            self._write_lines([item for item in left if isinstance(item, logging.LogRecord)])
+            for item in left:
+                if isinstance(item, _Flushed):
+                    item.event.set()
         super().close()
 
     def _writing(self) -> bool:
