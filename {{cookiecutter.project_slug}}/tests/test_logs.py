@@ -7,6 +7,8 @@ import io
 import json
 import logging
 import os
+import signal
+import struct
 import subprocess
 import sys
 import threading
@@ -15,7 +17,11 @@ import time
 import pytest
 from helpers import submit_and_finish, wait_for
 
-from {{ cookiecutter.project_slug }}.logs import WRITER_TIMEOUT, BackgroundStreamHandler
+from {{ cookiecutter.project_slug }}.logs import (
+    WRITER_TIMEOUT,
+    BackgroundStreamHandler,
+    JsonLineFormatter,
+)
 
 REQUEST_ID = "req-7f3a"
 
@@ -193,6 +199,44 @@ def test_lines_logged_while_the_handler_closes_are_all_written():
     )
 
 
+def test_a_line_queued_as_the_handler_closes_is_written():
+    stream = io.StringIO()
+    logger, handler = writing_logger("queued-late", stream)
+    logger.warning("the writer starts")
+    handler.flush()
+    formatting, closed = threading.Event(), threading.Event()
+
+    class Slow:
+        """An argument whose text is made while the handler closes."""
+
+        def __str__(self):
+            formatting.set()
+            closed.wait(30)
+            return "made while closing"
+
+    late = threading.Thread(target=logger.warning, args=("%s", Slow()))
+    late.start()
+    formatting.wait(30)
+    handler.close()
+    closed.set()
+    late.join(30)
+    assert stream.getvalue().splitlines() == ["the writer starts", "made while closing"]
+
+
+def test_a_dict_logged_in_json_keeps_its_keys_as_fields():
+    stream = io.StringIO()
+    logger, handler = writing_logger("json-dict", stream)
+    handler.setFormatter(JsonLineFormatter())
+    try:
+        logger.warning({"event": "report built", "rows": 3})
+        handler.flush()
+    finally:
+        handler.close()
+    [line] = stream.getvalue().splitlines()
+    record = json.loads(line)
+    assert (record["event"], record["rows"], record["level"]) == ("report built", 3, "WARNING")
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 @pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_a_forked_process_writes_its_lines_before_it_ends(tmp_path):
@@ -235,3 +279,58 @@ def test_a_line_logged_as_the_interpreter_exits_is_written(tmp_path):
         [sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=False
     )
     assert (done.returncode, done.stdout, done.stderr) == (0, "the service stopped\n", "")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads a pipe's fill (Linux)")
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_a_process_forked_while_a_line_is_written_can_log():
+    # A slow log pipe keeps the writer thread inside its write: a process
+    # forked then (a task worker's new pool process) must not inherit the
+    # stream's lock taken, or its first line waits forever.
+    import fcntl
+
+    read_end, write_end = os.pipe()
+    capacity = fcntl.fcntl(write_end, fcntl.F_GETPIPE_SZ)
+    stream = os.fdopen(write_end, "w", encoding="utf-8")
+    logger, handler = writing_logger("fork-mid-write", stream)
+    forking = threading.Event()
+    os.register_at_fork(before=lambda: forking.set() if logger.handlers else None)
+
+    def read_all():
+        forking.wait(30)  # drain the pipe only once the fork has begun
+        with os.fdopen(read_end, "rb") as pipe:
+            while pipe.read(65536):
+                pass
+
+    reader = threading.Thread(target=read_all, daemon=True)
+    reader.start()
+    try:
+        logger.warning("x" * (capacity * 2))
+        wait_for(
+            lambda: pipe_holds(read_end) >= capacity, what="the writer to block on a full pipe"
+        )
+        pid = os.fork()
+        if pid == 0:
+            try:
+                logger.warning("the child logs")
+            finally:
+                os._exit(0)
+        try:
+            wait_for(lambda: os.waitpid(pid, os.WNOHANG)[0], what="the child to log and exit")
+        except AssertionError:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            raise
+    finally:
+        logger.handlers.clear()  # the fork hook above does nothing from now on
+        handler.close()
+        stream.close()  # the reader's end of file
+        reader.join(30)
+
+
+def pipe_holds(read_end):
+    """Bytes waiting in a pipe."""
+    import fcntl
+    import termios
+
+    return struct.unpack("i", fcntl.ioctl(read_end, termios.FIONREAD, b"\0\0\0\0"))[0]

@@ -18,6 +18,7 @@ import os
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from queue import Empty, SimpleQueue
@@ -146,7 +147,14 @@ class BackgroundStreamHandler(logging.StreamHandler[TextIO]):
         self._queue: SimpleQueue[object] = SimpleQueue()
         self._writer: threading.Thread | None = None
         self._starting = threading.Lock()
+        self._draining = threading.Lock()
+        # Held around every write to the stream, and across a fork (see
+        # _hold_writes_across_forks): a process forked in the middle of a
+        # write would inherit the stream's own lock taken, and hang at its
+        # first line.
+        self._write_lock = threading.Lock()
         self._closed = False
+        _handlers.add(self)
 
     def handle(self, record: logging.LogRecord) -> bool:
         """As ``Handler.handle`` does, without the handler's lock: the queue needs none."""
@@ -162,10 +170,14 @@ class BackgroundStreamHandler(logging.StreamHandler[TextIO]):
             self._write_now(record)
             return
         try:
-            # The message as it reads now: its arguments may change after the call.
+            # A copy that other handlers' formatters do not touch, its message
+            # as it reads now: its arguments may change after the call. (A
+            # message without arguments stays as it is: a dict's keys become
+            # JSON fields.)
             record = copy.copy(record)
-            record.msg = record.getMessage()
-            record.args = None
+            if record.args:
+                record.msg = record.getMessage()
+                record.args = None
         except Exception:
             self.handleError(record)
             return
@@ -173,12 +185,15 @@ class BackgroundStreamHandler(logging.StreamHandler[TextIO]):
             self._write_now(record)
             return
         self._queue.put(record)
+        if self._closed and not self._writing():
+            self._drain()  # closed as this line was queued: no writer will take it
 
     def _write_now(self, record: logging.LogRecord) -> None:
         """Write one line in this thread, as ``StreamHandler`` does."""
         self.acquire()
         try:
-            super().emit(record)
+            with self._write_lock:
+                super().emit(record)
         finally:
             self.release()
 
@@ -205,19 +220,37 @@ class BackgroundStreamHandler(logging.StreamHandler[TextIO]):
             return
         flushed = _Flushed()
         self._queue.put(flushed)
+        if self._closed and not self._writing():
+            self._drain()
         flushed.event.wait(WRITER_TIMEOUT)
 
     def close(self) -> None:
-        """Write what is queued and end the writer; later lines are written directly."""
-        self._closed = True
-        if self._writing():
-            self._queue.put(_STOP)
-            assert self._writer is not None
-            self._writer.join(WRITER_TIMEOUT)
-        if os.getpid() == self._pid and not self._writing():
-            # Lines queued by threads that logged as the writer stopped
-            # (``emit`` takes no lock): written here, not lost. A forked
-            # process leaves its copy of the queue alone: its parent writes it.
+        """Write what is queued and end the writer; later lines are written directly.
+
+        Under the handler's lock, as ``logging.shutdown`` calls it: a line
+        written directly meanwhile waits, and comes after the queued ones.
+        """
+        self.acquire()
+        try:
+            self._closed = True
+            if self._writing():
+                self._queue.put(_STOP)
+                assert self._writer is not None
+                self._writer.join(WRITER_TIMEOUT)
+            if os.getpid() == self._pid and not self._writing():
+                self._drain()
+            super().close()
+        finally:
+            self.release()
+
+    def _drain(self) -> None:
+        """Write, in this thread, what is queued: the writer has ended.
+
+        Lines queued by threads that logged as it ended (``emit`` takes no
+        lock). Only in the process that made the handler: a forked process
+        leaves its copy of the queue alone, its parent writes it.
+        """
+        with self._draining:
             left = []
             with contextlib.suppress(Empty):
                 while True:
@@ -226,7 +259,6 @@ class BackgroundStreamHandler(logging.StreamHandler[TextIO]):
             for item in left:
                 if isinstance(item, _Flushed):
                     item.event.set()
-        super().close()
 
     def _writing(self) -> bool:
         """Whether this process's writer thread is there to write queued lines."""
@@ -265,10 +297,45 @@ class BackgroundStreamHandler(logging.StreamHandler[TextIO]):
         try:
             # Not under the handler's lock: a thread that logs must never
             # wait for this write.
-            self.stream.write("".join(lines))
-            self.stream.flush()
+            with self._write_lock:
+                self.stream.write("".join(lines))
+                self.stream.flush()
         except Exception:
             self.handleError(records[-1])
+
+
+# Every BackgroundStreamHandler of the process, for _hold_writes_across_forks.
+_handlers: weakref.WeakSet[BackgroundStreamHandler] = weakref.WeakSet()
+
+
+def _hold_writes_across_forks() -> None:
+    """Fork only between writes: a child must not inherit a stream's lock taken.
+
+    CPython resets the logging handlers' locks in a forked child, not the
+    locks inside a stream (``sys.stderr``'s buffer). A fork while the writer
+    thread is in the middle of a write (a slow log pipe) would leave the
+    child's first line waiting forever.
+    """
+
+    def before() -> None:
+        for handler in list(_handlers):
+            handler._write_lock.acquire()
+
+    def after_in_parent() -> None:
+        for handler in list(_handlers):
+            handler._write_lock.release()
+
+    def after_in_child() -> None:
+        for handler in list(_handlers):
+            handler._write_lock = threading.Lock()
+
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(
+            before=before, after_in_parent=after_in_parent, after_in_child=after_in_child
+        )
+
+
+_hold_writes_across_forks()
 
 
 class JsonLineFormatter(JsonFormatter):
