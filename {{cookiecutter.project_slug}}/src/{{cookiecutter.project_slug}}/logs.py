@@ -126,8 +126,8 @@ _STOP = object()  # put in the queue by ``close``: write what came before it, th
 class BackgroundStreamHandler(logging.StreamHandler[TextIO]):
     """A ``StreamHandler`` whose lines are written by a thread of its own, in batches.
 
-    The thread that logs only queues a copy of the record, its message
-    already formatted, and takes no lock for it; the writer wakes at most
+    The thread that logs only queues a copy of the record (its message
+    formatted, if it has arguments) and takes no lock for it; the writer wakes at most
     every ``BATCH_SECONDS`` and writes what gathered at once. Written
     directly, each line's write lets go of the GIL, and the thread must then
     take it back from the busy request threads; and the pool's threads, each
