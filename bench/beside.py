@@ -34,8 +34,16 @@ from pathlib import Path
 
 import celerybench
 from load import Generator, python_load
-from project import BENCH_APP, PLAIN_APP, BenchError, Server, bake, children, install
-from run import BENCH_DIR, CONNECTIONS, SERVICE_ENV, finished_instant_task, wait_until_finished
+from project import BENCH_APP, BenchError, Server, bake, children, install
+from run import (
+    BENCH_DIR,
+    CONNECTIONS,
+    SERVICE_ENV,
+    finished_instant_task,
+    load_average,
+    progress,
+    wait_until_finished,
+)
 
 # The ratios O4 compares, and the most the change may move them.
 TOLERANCE = 0.03
@@ -137,7 +145,6 @@ def measure_round(tree, generator, seconds):
 def serve_threads(tree, venv_python, project):
     """Serve the threads bake of ``tree``; its figures: submit and poll."""
     (tree.workdir / "bench_app.py").write_text(BENCH_APP, encoding="utf-8")
-    (tree.workdir / "plain_app.py").write_text(PLAIN_APP, encoding="utf-8")
     server = Server("service", venv_python, project, tree.workdir, "bench_app:app", SERVICE_ENV)
     tree.stoppers.append(server.stop)
     server.start()
@@ -269,17 +276,6 @@ def micro(values):
     return f"{median(values) * 1e6:,.0f}"
 
 
-def load_average():
-    try:
-        return Path("/proc/loadavg").read_text().split()[0]
-    except OSError:
-        return "?"
-
-
-def progress(message):
-    print(f"# {message}", file=sys.stderr, flush=True)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(
         description="Submit and poll ratios of this template beside another commit's."
@@ -295,7 +291,7 @@ def main(argv=None):
     rounds, seconds = (QUICK_ROUNDS, 1) if args.quick else (args.rounds, LOAD_SECONDS)
     template = BENCH_DIR.parent
     backends = ("threads", "celery") if args.backend == "both" else (args.backend,)
-    loads = [load_average()]
+    loads = [f"{load_average():.1f}"]
     try:
         generator = Generator(args.load)
         progress(f"load generator: {generator.name}")
@@ -312,7 +308,7 @@ def main(argv=None):
                     trees.append(Tree(label, make(folder), folder))
                 compare(trees, backend, generator, rounds, seconds)
                 measured[backend] = trees
-                loads.append(load_average())
+                loads.append(f"{load_average():.1f}")
     except (BenchError, RuntimeError, OSError, subprocess.SubprocessError) as error:
         print(f"ERROR: could not measure: {error}", file=sys.stderr)
         return 1

@@ -127,8 +127,8 @@ class BackgroundStreamHandler(logging.StreamHandler[TextIO]):
     """A ``StreamHandler`` whose lines are written by a thread of its own, in batches.
 
     The thread that logs only queues a copy of the record (its message
-    formatted, if it has arguments) and takes no lock for it; the writer wakes at most
-    every ``BATCH_SECONDS`` and writes what gathered at once. Written
+    formatted, if it has arguments) and takes no lock for it; the writer
+    wakes at most every ``BATCH_SECONDS`` and writes what gathered at once. Written
     directly, each line's write lets go of the GIL, and the thread must then
     take it back from the busy request threads; and the pool's threads, each
     logging its task's end, queued for the handler's lock. A threads bake
@@ -255,10 +255,7 @@ class BackgroundStreamHandler(logging.StreamHandler[TextIO]):
             with contextlib.suppress(Empty):
                 while True:
                     left.append(self._queue.get_nowait())
-            self._write_lines([item for item in left if isinstance(item, logging.LogRecord)])
-            for item in left:
-                if isinstance(item, _Flushed):
-                    item.event.set()
+            self._write_batch(left)
 
     def _writing(self) -> bool:
         """Whether this process's writer thread is there to write queued lines."""
@@ -278,12 +275,16 @@ class BackgroundStreamHandler(logging.StreamHandler[TextIO]):
                 while len(batch) < MAX_BATCH:
                     batch.append(self._queue.get_nowait())
             behind = len(batch) == MAX_BATCH  # more may wait: no pause next time
-            self._write_lines([item for item in batch if isinstance(item, logging.LogRecord)])
-            for item in batch:
-                if isinstance(item, _Flushed):
-                    item.event.set()
+            self._write_batch(batch)
             if any(item is _STOP for item in batch):
                 return
+
+    def _write_batch(self, items: list[object]) -> None:
+        """Write the lines among ``items``, then answer the ``flush`` calls among them."""
+        self._write_lines([item for item in items if isinstance(item, logging.LogRecord)])
+        for item in items:
+            if isinstance(item, _Flushed):
+                item.event.set()
 
     def _write_lines(self, records: list[logging.LogRecord]) -> None:
         lines = []
