@@ -12,12 +12,12 @@ thread of its own writes the lines (``BackgroundStreamHandler``).
 from __future__ import annotations
 
 import contextlib
-import copy
 import logging
 import os
 import sys
 import threading
 import time
+import traceback
 import weakref
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
@@ -126,13 +126,14 @@ _STOP = object()  # put in the queue by ``close``: write what came before it, th
 class BackgroundStreamHandler(logging.StreamHandler[TextIO]):
     """A ``StreamHandler`` whose lines are written by a thread of its own, in batches.
 
-    The thread that logs only queues a copy of the record (its message
-    formatted, if it has arguments) and takes no lock for it; the writer
-    wakes at most every ``BATCH_SECONDS`` and writes what gathered at once. Written
-    directly, each line's write lets go of the GIL, and the thread must then
-    take it back from the busy request threads; and the pool's threads, each
-    logging its task's end, queued for the handler's lock. A threads bake
-    lost a sixth of its submit rate that way (bench/RESULTS.md).
+    The thread that logs formats its line and queues the text, taking no
+    lock for it; the writer wakes at most every ``BATCH_SECONDS`` and writes
+    what gathered at once. Written directly, each line's write lets go of
+    the GIL, and the thread must then take it back from the busy request
+    threads; and the pool's threads, each logging its task's end, queued for
+    the handler's lock. A threads bake lost a sixth of its submit rate that
+    way (bench/RESULTS.md). Records themselves are not queued: held for the
+    writer, they cost the logging thread more than formatting them there.
 
     A process forked from the one that made the handler (a task worker's
     pool, gunicorn's ``preload_app``) writes its lines directly: the thread does
@@ -170,21 +171,16 @@ class BackgroundStreamHandler(logging.StreamHandler[TextIO]):
             self._write_now(record)
             return
         try:
-            # A copy that other handlers' formatters do not touch, its message
-            # as it reads now: its arguments may change after the call. (A
-            # message without arguments stays as it is: a dict's keys become
-            # JSON fields.)
-            record = copy.copy(record)
-            if record.args:
-                record.msg = record.getMessage()
-                record.args = None
+            # Formatted here, as StreamHandler does: the record is then done
+            # with at once, and only its text waits for the writer.
+            line = self.format(record) + self.terminator
         except Exception:
             self.handleError(record)
             return
         if self._writer is None and not self._start_writer():
-            self._write_now(record)
+            self._write_batch([line])
             return
-        self._queue.put(record)
+        self._queue.put(line)
         if self._closed and not self._writing():
             self._drain()  # closed as this line was queued: no writer will take it
 
@@ -266,7 +262,7 @@ class BackgroundStreamHandler(logging.StreamHandler[TextIO]):
         behind = False
         while True:
             first = self._queue.get()
-            if isinstance(first, logging.LogRecord) and not behind:
+            if type(first) is str and not behind:
                 # Let the next lines join this one: one wake of this thread
                 # and one write per batch, not per line.
                 time.sleep(BATCH_SECONDS)
@@ -281,28 +277,25 @@ class BackgroundStreamHandler(logging.StreamHandler[TextIO]):
 
     def _write_batch(self, items: list[object]) -> None:
         """Write the lines among ``items``, then answer the ``flush`` calls among them."""
-        self._write_lines([item for item in items if isinstance(item, logging.LogRecord)])
+        lines = [item for item in items if type(item) is str]
+        if lines:
+            try:
+                # Not under the handler's lock: a thread that logs must never
+                # wait for this write.
+                with self._write_lock:
+                    self.stream.write("".join(lines))
+                    self.stream.flush()
+            except Exception:
+                self._report_write_error()
         for item in items:
             if isinstance(item, _Flushed):
                 item.event.set()
 
-    def _write_lines(self, records: list[logging.LogRecord]) -> None:
-        lines = []
-        for record in records:
-            try:
-                lines.append(self.format(record) + self.terminator)
-            except Exception:
-                self.handleError(record)
-        if not lines:
-            return
-        try:
-            # Not under the handler's lock: a thread that logs must never
-            # wait for this write.
-            with self._write_lock:
-                self.stream.write("".join(lines))
-                self.stream.flush()
-        except Exception:
-            self.handleError(records[-1])
+    def _report_write_error(self) -> None:
+        """Say, as ``handleError`` does, that lines could not be written."""
+        if logging.raiseExceptions and sys.stderr:
+            sys.stderr.write("--- Logging error ---\n")
+            traceback.print_exc(file=sys.stderr)
 
 
 # Every BackgroundStreamHandler of the process, for _hold_writes_across_forks.
