@@ -9,12 +9,21 @@ routes.
 
 from __future__ import annotations
 
+import bisect
 import hmac
+from collections.abc import Iterator, Mapping
 from typing import NamedTuple
 
 from flask import Request, Response
 from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from .problems import problem, problem_response
 
@@ -39,6 +48,8 @@ BUCKETS = (
     1800.0,
     3600.0,
 )
+# The histograms' ``le`` labels, as prometheus_client writes them.
+BUCKET_LABELS = [*map(floatToGoString, BUCKETS), "+Inf"]
 # The one reason a submit is refused that a metric counts: the queue was full.
 BUSY = "busy"
 
@@ -65,6 +76,61 @@ QUEUED_SECONDS = Name(
     "Seconds from submit until a worker took the task (or it was cancelled), by endpoint.",
 )
 RUN_SECONDS = Name("async_api_task_run_seconds", "Seconds a task ran, by endpoint.")
+
+# Counts by figure, endpoint and detail, as backends keep them:
+# counts["submitted"][endpoint][""], counts["finished"][endpoint][status],
+# counts["refused"][""][BUSY]; for the histograms ("queued", "run"),
+# counts[...][endpoint][str(n)] for the n-th bucket alone (1 is BUCKETS[0],
+# the last +Inf) and counts[...][endpoint]["sum"] in milliseconds.
+Counts = Mapping[str, Mapping[str, Mapping[str, float]]]
+
+
+def bucket_number(seconds: float) -> str:
+    """The bucket ``seconds`` falls in alone, as ``Counts`` names it."""
+    return _BUCKET_NUMBERS[bisect.bisect_left(BUCKETS, seconds)]
+
+
+_BUCKET_NUMBERS = [str(number) for number in range(1, len(BUCKETS) + 2)]
+
+
+class Gauges(NamedTuple):
+    """The figures of now: tasks queued and running, and the oldest queued one's age."""
+
+    queued: int
+    running: int
+    oldest_queued_seconds: float
+
+
+def task_metrics(counts: Counts, gauges: Gauges) -> Iterator[Metric]:
+    """The metrics every backend exports, from its counts and gauges."""
+    submitted = CounterMetricFamily(*SUBMITTED, labels=["endpoint"])
+    for endpoint, by_detail in sorted(counts.get("submitted", {}).items()):
+        submitted.add_metric([endpoint], by_detail.get("", 0))
+    finished = CounterMetricFamily(*FINISHED, labels=["endpoint", "status"])
+    for endpoint, by_status in sorted(counts.get("finished", {}).items()):
+        for status, value in sorted(by_status.items()):
+            finished.add_metric([endpoint, status], value)
+    refused = CounterMetricFamily(*REFUSED, labels=["reason"])
+    refused.add_metric([BUSY], counts.get("refused", {}).get("", {}).get(BUSY, 0))
+    yield from (submitted, finished, refused)
+    yield _histogram(QUEUED_SECONDS, counts.get("queued", {}))
+    yield _histogram(RUN_SECONDS, counts.get("run", {}))
+    yield GaugeMetricFamily(*QUEUED, value=gauges.queued)
+    yield GaugeMetricFamily(*RUNNING, value=gauges.running)
+    yield GaugeMetricFamily(*OLDEST_QUEUED, value=gauges.oldest_queued_seconds)
+
+
+def _histogram(name: Name, by_endpoint: Mapping[str, Mapping[str, float]]) -> HistogramMetricFamily:
+    """A histogram of each endpoint, from its buckets counted alone and its sum in ms."""
+    family = HistogramMetricFamily(*name, labels=["endpoint"])
+    for endpoint, fields in sorted(by_endpoint.items()):
+        buckets, total = [], 0.0
+        for number, label in zip(_BUCKET_NUMBERS, BUCKET_LABELS, strict=True):
+            total += fields.get(number, 0)
+            buckets.append((label, total))
+        family.add_metric([endpoint], buckets, fields.get("sum", 0) / 1000)
+    return family
+
 
 UNAUTHORIZED_PROBLEM = problem(
     401, "The metrics need the token of METRICS_TOKEN: Authorization: Bearer <token>."

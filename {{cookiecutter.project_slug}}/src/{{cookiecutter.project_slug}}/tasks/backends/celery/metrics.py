@@ -15,28 +15,10 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from celery import bootsteps
-from prometheus_client.metrics_core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
-from prometheus_client.utils import floatToGoString
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from ...backend import Unavailable
-from ...metrics import (
-    BUCKETS,
-    BUSY,
-    FINISHED,
-    OLDEST_QUEUED,
-    QUEUED,
-    QUEUED_SECONDS,
-    REFUSED,
-    RUN_SECONDS,
-    RUNNING,
-    SUBMITTED,
-    Name,
-)
+from ...metrics import Gauges, Name, task_metrics
 from .store import RedisTaskStore
 
 # This backend's own: workers can be lost, and counted.
@@ -45,9 +27,6 @@ LOST = Name(
     "Tasks failed because their worker stopped (its lease lapsed), by endpoint.",
 )
 WORKERS = Name("async_api_workers", "Workers that said they were alive within the last lease.")
-
-# The histograms' ``le`` labels, as prometheus_client writes them.
-BUCKET_LABELS = [*map(floatToGoString, BUCKETS), "+Inf"]
 
 
 class RedisMetrics:
@@ -62,45 +41,20 @@ class RedisMetrics:
     def collect(self) -> Iterable[Metric]:
         figures = self._store.figures()
         # name -> endpoint -> detail -> count, from fields "<name>|<endpoint>|<detail>".
-        counts: defaultdict[str, defaultdict[str, dict[str, int]]] = defaultdict(
+        counts: defaultdict[str, defaultdict[str, dict[str, float]]] = defaultdict(
             lambda: defaultdict(dict)
         )
         for field, value in figures.counts.items():
             name, _, rest = field.partition("|")
             endpoint, _, detail = rest.rpartition("|")
             counts[name][endpoint][detail] = value
-
-        submitted = CounterMetricFamily(*SUBMITTED, labels=["endpoint"])
-        for endpoint, by_detail in sorted(counts["submitted"].items()):
-            submitted.add_metric([endpoint], by_detail.get("", 0))
-        finished = CounterMetricFamily(*FINISHED, labels=["endpoint", "status"])
-        for endpoint, by_status in sorted(counts["finished"].items()):
-            for status, value in sorted(by_status.items()):
-                finished.add_metric([endpoint, status], value)
-        refused = CounterMetricFamily(*REFUSED, labels=["reason"])
-        refused.add_metric([BUSY], counts["refused"][""].get(BUSY, 0))
+        gauges = Gauges(figures.queued, figures.running, figures.oldest_queued_ms / 1000)
+        yield from task_metrics(counts, gauges)
         lost = CounterMetricFamily(*LOST, labels=["endpoint"])
         for endpoint, by_detail in sorted(counts["lost"].items()):
             lost.add_metric([endpoint], by_detail.get("", 0))
-        yield from (submitted, finished, refused, lost)
-        yield _histogram(QUEUED_SECONDS, counts["queued"])
-        yield _histogram(RUN_SECONDS, counts["run"])
-        yield GaugeMetricFamily(*QUEUED, value=figures.queued)
-        yield GaugeMetricFamily(*RUNNING, value=figures.running)
-        yield GaugeMetricFamily(*OLDEST_QUEUED, value=figures.oldest_queued_ms / 1000)
+        yield lost
         yield GaugeMetricFamily(*WORKERS, value=figures.workers)
-
-
-def _histogram(name: Name, by_endpoint: dict[str, dict[str, int]]) -> HistogramMetricFamily:
-    """A histogram of each endpoint, from its buckets counted alone and its sum in ms."""
-    family = HistogramMetricFamily(*name, labels=["endpoint"])
-    for endpoint, fields in sorted(by_endpoint.items()):
-        buckets, total = [], 0
-        for number, label in enumerate(BUCKET_LABELS, start=1):
-            total += fields.get(str(number), 0)
-            buckets.append((label, float(total)))
-        family.add_metric([endpoint], buckets, fields.get("sum", 0) / 1000)
-    return family
 
 
 def heartbeat_step(store: RedisTaskStore, lease: float) -> type[bootsteps.StartStopStep]:
