@@ -84,7 +84,7 @@ def threads_row(results, slow_tasks):
     # gthread's own: its main thread and its pool, which a light load may not
     # fill; the measured plain app counts too, in case gunicorn adds threads.
     own = max(plain, 1 + results["gunicorn_threads"])
-    # The app's own: the cleaner and the thread that writes the log lines.
+    # The app's own: the cleaner and the thread that writes a quiet process's last log lines.
     limit = own + workers + 2
     return (
         f"peak OS threads, {slow_tasks} slow tasks submitted at once",
@@ -92,7 +92,7 @@ def threads_row(results, slow_tasks):
         f"plain Flask app, same load: {plain}; TASK_MAX_WORKERS: {workers}",
         f"+{results['slow_peak'] - plain}",
         "510",
-        f"<= {limit} (server's own {own} + {workers} workers + cleaner + log writer)",
+        f"<= {limit} (server's own {own} + {workers} workers + cleaner + log tail)",
         verdict(results["slow_peak"] <= limit),
     )
 

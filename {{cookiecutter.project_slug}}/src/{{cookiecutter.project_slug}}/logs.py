@@ -5,8 +5,8 @@ A record factory gives every ``LogRecord``, from any logger, the ``task_id``
 the current context runs, or None. A backend sets them around a task with
 ``task_logging``. ``LOG_FORMAT`` picks how lines are written: ``text``
 (``[time] LEVEL in logger [task <id>]: message``) or ``json`` (one object per
-line, written by python-json-logger). Where the app sets logging up, a
-thread of its own writes the lines (``BackgroundStreamHandler``).
+line, written by python-json-logger). Where the app sets logging up, its
+lines are written in batches (``BatchingStreamHandler``).
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ import threading
 import time
 import traceback
 import weakref
+from collections import deque
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
-from queue import Empty, SimpleQueue
 from typing import Any, NamedTuple, TextIO
 
 from flask import Flask
@@ -33,12 +33,10 @@ JSON = "json"
 LOG_FORMATS = (TEXT, JSON)
 # Longest X-Request-ID kept: it is the client's text, written into every line.
 MAX_REQUEST_ID_LENGTH = 200
-# Seconds the writer thread lets lines gather before it writes them, and
-# most lines it joins into one write.
+# Seconds lines gather before a thread that logs writes them at once, and
+# the longest a line waits when the process goes quiet.
 BATCH_SECONDS = 0.05
-MAX_BATCH = 1000
-# Seconds ``flush`` and ``close`` wait for the writer to catch up.
-WRITER_TIMEOUT = 5.0
+TAIL_SECONDS = 0.25
 
 
 class LogIds(NamedTuple):
@@ -111,44 +109,33 @@ class TextFormatter(logging.Formatter):
         return self.FORMAT % {**record.__dict__, "task": label}
 
 
-class _Flushed:
-    """Put in the queue by ``flush``: set once every line before it is written."""
+class BatchingStreamHandler(logging.StreamHandler[TextIO]):
+    """A ``StreamHandler`` that writes its lines in batches, at most every ``BATCH_SECONDS``.
 
-    __slots__ = ("event",)
-
-    def __init__(self) -> None:
-        self.event = threading.Event()
-
-
-_STOP = object()  # put in the queue by ``close``: write what came before it, then end
-
-
-class BackgroundStreamHandler(logging.StreamHandler[TextIO]):
-    """A ``StreamHandler`` whose lines are written by a thread of its own, in batches.
-
-    The thread that logs formats its line and queues the text, taking no
-    lock for it; the writer wakes at most every ``BATCH_SECONDS`` and writes
-    what gathered at once. Written directly, each line's write lets go of
-    the GIL, and the thread must then take it back from the busy request
-    threads; and the pool's threads, each logging its task's end, queued for
-    the handler's lock. A threads bake lost a sixth of its submit rate that
-    way (bench/RESULTS.md). Records themselves are not queued: held for the
-    writer, they cost the logging thread more than formatting them there.
+    The thread that logs formats its line and adds it to the batch, taking
+    no lock for it; the first thread to log once the batch is due writes
+    it. Lines logged as the process goes quiet are written by a thread of
+    the handler's own within ``TAIL_SECONDS``; ``flush`` and ``close`` write
+    at once. Written one by one, each line's write lets go of the GIL,
+    and the thread must then take it back from the busy request threads;
+    a thread that only wrote the lines waited for the GIL on every batch,
+    woken again each time another thread let go of it. A threads bake lost
+    a sixth of its submit rate the first way (bench/RESULTS.md).
 
     A process forked from the one that made the handler (a task worker's
-    pool, gunicorn's ``preload_app``) writes its lines directly: the thread does
-    not follow a fork, and such a process may end with ``os._exit``, which
-    would drop queued lines. ``logging.shutdown``, at exit, writes what is
-    queued.
+    pool, gunicorn's ``preload_app``) writes each line at once: such a
+    process may end with ``os._exit``, which would drop a batch.
     """
 
     def __init__(self, stream: TextIO | None = None) -> None:
         super().__init__(stream)
         self._pid = os.getpid()
-        self._queue: SimpleQueue[object] = SimpleQueue()
-        self._writer: threading.Thread | None = None
-        self._starting = threading.Lock()
-        self._draining = threading.Lock()
+        self._lines: deque[str] = deque()
+        self._due = 0.0  # time.monotonic() when the next batch may be written
+        # Set while lines wait for the tail thread; it writes them TAIL_SECONDS later.
+        self._waiting = threading.Event()
+        self._tail: threading.Thread | None = None
+        self._tail_starting = threading.Lock()
         # Held around every write to the stream, and across a fork (see
         # _hold_writes_across_forks): a process forked in the middle of a
         # write would inherit the stream's own lock taken, and hang at its
@@ -158,7 +145,7 @@ class BackgroundStreamHandler(logging.StreamHandler[TextIO]):
         _handlers.add(self)
 
     def handle(self, record: logging.LogRecord) -> bool:
-        """As ``Handler.handle`` does, without the handler's lock: the queue needs none."""
+        """As ``Handler.handle`` does, without the handler's lock: the batch needs none."""
         checked = self.filter(record)
         if isinstance(checked, logging.LogRecord):  # Python 3.12+: a filter may replace it
             record = checked
@@ -167,129 +154,68 @@ class BackgroundStreamHandler(logging.StreamHandler[TextIO]):
         return bool(checked)
 
     def emit(self, record: logging.LogRecord) -> None:
-        if self._closed or os.getpid() != self._pid:
-            self._write_now(record)
-            return
         try:
-            # Formatted here, as StreamHandler does: the record is then done
-            # with at once, and only its text waits for the writer.
             line = self.format(record) + self.terminator
         except Exception:
             self.handleError(record)
             return
-        if self._writer is None and not self._start_writer():
-            self._write_batch([line])
-            return
-        self._queue.put(line)
-        if self._closed and not self._writing():
-            self._drain()  # closed as this line was queued: no writer will take it
-
-    def _write_now(self, record: logging.LogRecord) -> None:
-        """Write one line in this thread, as ``StreamHandler`` does."""
-        self.acquire()
-        try:
-            with self._write_lock:
-                super().emit(record)
-        finally:
-            self.release()
-
-    def _start_writer(self) -> bool:
-        """Start the writer thread, once.
-
-        False where no thread can start: at interpreter shutdown, when the
-        last lines (a stopping service's) are written directly.
-        """
-        with self._starting:
-            if self._writer is None:
-                writer = threading.Thread(target=self._write, name="log-writer", daemon=True)
-                try:
-                    writer.start()
-                except RuntimeError:
-                    return False
-                self._writer = writer
-        return True
+        self._lines.append(line)
+        if self._closed or os.getpid() != self._pid:
+            self._write(wait=True)
+        elif time.monotonic() >= self._due:
+            self._write(wait=False)  # another thread writing now takes this line, or the tail
+        if self._lines and not self._waiting.is_set():
+            self._waiting.set()
+            self._start_tail()
 
     def flush(self) -> None:
-        """Wait until every line queued so far is written, then flush the stream."""
-        if self._closed or not self._writing():
-            super().flush()
-            return
-        flushed = _Flushed()
-        self._queue.put(flushed)
-        if self._closed and not self._writing():
-            self._drain()
-        flushed.event.wait(WRITER_TIMEOUT)
+        """Write every line logged so far, and flush the stream."""
+        self._write(wait=True)
 
     def close(self) -> None:
-        """Write what is queued and end the writer; later lines are written directly.
+        """Write what waits; later lines are written at once."""
+        self._closed = True
+        self._write(wait=True)
+        super().close()
 
-        Under the handler's lock, as ``logging.shutdown`` calls it: a line
-        written directly meanwhile waits, and comes after the queued ones.
-        """
-        self.acquire()
+    def _write(self, wait: bool) -> None:
+        """Write the batch; without ``wait``, only if no other thread writes now."""
+        if not self._write_lock.acquire(blocking=wait):
+            return
         try:
-            self._closed = True
-            if self._writing():
-                self._queue.put(_STOP)
-                assert self._writer is not None
-                self._writer.join(WRITER_TIMEOUT)
-            if os.getpid() == self._pid and not self._writing():
-                self._drain()
-            super().close()
-        finally:
-            self.release()
-
-    def _drain(self) -> None:
-        """Write, in this thread, what is queued: the writer has ended.
-
-        Lines queued by threads that logged as it ended (``emit`` takes no
-        lock). Only in the process that made the handler: a forked process
-        leaves its copy of the queue alone, its parent writes it.
-        """
-        with self._draining:
-            left = []
-            with contextlib.suppress(Empty):
+            self._due = time.monotonic() + BATCH_SECONDS
+            lines = []
+            with contextlib.suppress(IndexError):
                 while True:
-                    left.append(self._queue.get_nowait())
-            self._write_batch(left)
+                    lines.append(self._lines.popleft())
+            if lines:
+                self.stream.write("".join(lines))
+                self.stream.flush()
+        except Exception:
+            self._report_write_error()
+        finally:
+            self._write_lock.release()
 
-    def _writing(self) -> bool:
-        """Whether this process's writer thread is there to write queued lines."""
-        writer = self._writer
-        return os.getpid() == self._pid and writer is not None and writer.is_alive()
-
-    def _write(self) -> None:
-        behind = False
-        while True:
-            first = self._queue.get()
-            if type(first) is str and not behind:
-                # Let the next lines join this one: one wake of this thread
-                # and one write per batch, not per line.
-                time.sleep(BATCH_SECONDS)
-            batch = [first]
-            with contextlib.suppress(Empty):
-                while len(batch) < MAX_BATCH:
-                    batch.append(self._queue.get_nowait())
-            behind = len(batch) == MAX_BATCH  # more may wait: no pause next time
-            self._write_batch(batch)
-            if any(item is _STOP for item in batch):
+    def _start_tail(self) -> None:
+        """Start the thread that writes a quiet process's last lines, once per process."""
+        with self._tail_starting:
+            tail = self._tail
+            if tail is not None and tail.is_alive():
                 return
-
-    def _write_batch(self, items: list[object]) -> None:
-        """Write the lines among ``items``, then answer the ``flush`` calls among them."""
-        lines = [item for item in items if type(item) is str]
-        if lines:
+            tail = threading.Thread(target=self._write_tails, name="log-tail", daemon=True)
             try:
-                # Not under the handler's lock: a thread that logs must never
-                # wait for this write.
-                with self._write_lock:
-                    self.stream.write("".join(lines))
-                    self.stream.flush()
-            except Exception:
-                self._report_write_error()
-        for item in items:
-            if isinstance(item, _Flushed):
-                item.event.set()
+                tail.start()
+            except RuntimeError:  # at interpreter shutdown: write now
+                self._write(wait=True)
+                return
+            self._tail = tail
+
+    def _write_tails(self) -> None:
+        while True:
+            self._waiting.wait()
+            time.sleep(TAIL_SECONDS)
+            self._waiting.clear()  # a line logged from here on sets it again
+            self._write(wait=True)
 
     def _report_write_error(self) -> None:
         """Say, as ``handleError`` does, that lines could not be written."""
@@ -298,15 +224,15 @@ class BackgroundStreamHandler(logging.StreamHandler[TextIO]):
             traceback.print_exc(file=sys.stderr)
 
 
-# Every BackgroundStreamHandler of the process, for _hold_writes_across_forks.
-_handlers: weakref.WeakSet[BackgroundStreamHandler] = weakref.WeakSet()
+# Every BatchingStreamHandler of the process, for _hold_writes_across_forks.
+_handlers: weakref.WeakSet[BatchingStreamHandler] = weakref.WeakSet()
 
 
 def _hold_writes_across_forks() -> None:
     """Fork only between writes: a child must not inherit a stream's lock taken.
 
     CPython resets the logging handlers' locks in a forked child, not the
-    locks inside a stream (``sys.stderr``'s buffer). A fork while the writer
+    locks inside a stream (``sys.stderr``'s buffer). A fork while another
     thread is in the middle of a write (a slow log pipe) would leave the
     child's first line waiting forever.
     """
@@ -322,6 +248,7 @@ def _hold_writes_across_forks() -> None:
     def after_in_child() -> None:
         for handler in list(_handlers):
             handler._write_lock = threading.Lock()
+            handler._lines.clear()  # the parent's: the parent writes them
 
     if hasattr(os, "register_at_fork"):
         os.register_at_fork(
@@ -399,7 +326,7 @@ def init_app(app: Flask) -> None:
     install_record_factory()
     root = logging.getLogger()
     if not root.handlers:
-        handler = BackgroundStreamHandler(sys.stderr)
+        handler = BatchingStreamHandler(sys.stderr)
         handler.setFormatter(formatter(app.config["LOG_FORMAT"]))
         root.addHandler(handler)
         # Python's warnings, too, become lines of this format (logger "py.warnings").
