@@ -1,12 +1,12 @@
 """The threads backend's task metrics: this process's own, in its memory.
 
-Counted as the Celery backend's scripts count them (``Counts``), in plain
-dicts under one lock: a task's three updates cost it 2.3 us, a quarter of
-what prometheus_client's ``Counter`` and ``Histogram`` cost (each takes a
-lock and looks up its labels on every change). The gauges are
-read from the pool when ``/metrics`` is asked. Each app has its own counts,
-so that two apps in one process (tests make many) never count into each
-other.
+Counted in the shape ``tasks/metrics.py`` builds the metrics from
+(``Counts``), in plain dicts under one lock: a task's three updates cost
+it 2.3 us, a quarter of what prometheus_client's ``Counter`` and
+``Histogram`` cost (each takes a lock and looks up its labels on every
+change). The gauges are read from the pool when ``/metrics`` is asked.
+Each app has its own counts, so that two apps in one process (tests make
+many) never count into each other.
 """
 
 from __future__ import annotations
