@@ -24,6 +24,7 @@ from (a context switch is a thread that gave up the CPU, or lost it).
 import argparse
 import contextlib
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -292,26 +293,29 @@ def main(argv=None):
     template = BENCH_DIR.parent
     backends = ("threads", "celery") if args.backend == "both" else (args.backend,)
     loads = [f"{load_average():.1f}"]
+    # Removed once the run succeeds; kept otherwise, for the servers' logs.
+    workdir = tempfile.mkdtemp(prefix="async-flask-beside-")
     try:
         generator = Generator(args.load)
         progress(f"load generator: {generator.name}")
-        with tempfile.TemporaryDirectory(prefix="async-flask-beside-") as workdir:
-            measured = {}
-            for backend in backends:
-                trees = []
-                for label, make in (
-                    (args.revision, lambda folder: checkout(template, args.revision, folder)),
-                    ("this tree", lambda folder: template),
-                ):
-                    folder = Path(workdir) / backend / label
-                    folder.mkdir(parents=True)
-                    trees.append(Tree(label, make(folder), folder))
-                compare(trees, backend, generator, rounds, seconds)
-                measured[backend] = trees
-                loads.append(f"{load_average():.1f}")
+        measured = {}
+        for backend in backends:
+            trees = []
+            for label, make in (
+                (args.revision, lambda folder: checkout(template, args.revision, folder)),
+                ("this tree", lambda folder: template),
+            ):
+                folder = Path(workdir) / backend / label
+                folder.mkdir(parents=True)
+                trees.append(Tree(label, make(folder), folder))
+            compare(trees, backend, generator, rounds, seconds)
+            measured[backend] = trees
+            loads.append(f"{load_average():.1f}")
     except (BenchError, RuntimeError, OSError, subprocess.SubprocessError) as error:
         print(f"ERROR: could not measure: {error}", file=sys.stderr)
+        print(f"# the bakes and their servers' logs are kept in {workdir}", file=sys.stderr)
         return 1
+    shutil.rmtree(workdir, ignore_errors=True)
     for backend, trees in measured.items():
         report(trees, backend)
     print(
