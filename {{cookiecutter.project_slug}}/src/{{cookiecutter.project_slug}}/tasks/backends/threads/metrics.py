@@ -53,7 +53,8 @@ class ThreadMetrics:
     def started(self, task: Task) -> None:
         """``task`` left the queue for a worker."""
         assert task.started_at is not None, "the store marks a task started"
-        self._observe("queued", task.endpoint, task.started_at - task.created_at)
+        with self._lock:
+            self._observe_locked("queued", task.endpoint, task.started_at - task.created_at)
 
     def ended(self, task: Task) -> None:
         """``task`` finished: ran, or left the queue without running (cancelled, or stopped)."""
@@ -64,10 +65,6 @@ class ThreadMetrics:
             else:
                 self._observe_locked("run", task.endpoint, ended_at - task.started_at)
             self._counts["finished"][task.endpoint][task.status] += 1
-
-    def _observe(self, histogram: str, endpoint: str, seconds: float) -> None:
-        with self._lock:
-            self._observe_locked(histogram, endpoint, seconds)
 
     def _observe_locked(self, histogram: str, endpoint: str, seconds: float) -> None:
         seconds = max(0.0, seconds)
