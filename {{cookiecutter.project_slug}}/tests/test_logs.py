@@ -17,7 +17,13 @@ import time
 import pytest
 from helpers import submit_and_finish, wait_for
 
-from {{ cookiecutter.project_slug }}.logs import BatchingStreamHandler, JsonLineFormatter
+from {{ cookiecutter.project_slug }}.logs import (
+    BatchingStreamHandler,
+    JsonLineFormatter,
+    TextFormatter,
+    install_record_factory,
+    task_logging,
+)
 
 REQUEST_ID = "req-7f3a"
 
@@ -129,6 +135,19 @@ def writing_logger(name, stream):
     logger.propagate = False
     logger.addHandler(handler)
     return logger, handler
+
+
+def test_a_text_line_has_the_time_as_logging_writes_it_and_its_task():
+    text, plain = TextFormatter(), logging.Formatter()
+    record = logging.makeLogRecord({"msg": "tick", "levelname": "INFO", "name": "clock"})
+    # The same second twice, the next one, back again, another day: each its own time.
+    for created in (1_700_000_000.001, 1_700_000_000.999, 1_700_000_001.0, 1_700_000_000.5, 1.6e9):
+        record.created, record.msecs = created, (created - int(created)) * 1000
+        assert text.format(record) == f"[{plain.formatTime(record)}] INFO in clock: tick"
+    install_record_factory()  # as create_app does
+    with task_logging("t-1", "r-1"):
+        record = logging.getLogger("clock").makeRecord("clock", logging.INFO, "", 0, "", (), None)
+    assert text.format(record).endswith("INFO in clock [task t-1 request r-1]: ")
 
 
 def test_lines_are_written_in_order_as_they_read_when_logged():
