@@ -231,6 +231,13 @@ def compare(trees, backend, generator, rounds, seconds):
                 tree.signal(signal.SIGCONT)
                 measure_round(tree, generator, seconds)
                 tree.signal(signal.SIGSTOP)
+            progress(
+                "; ".join(
+                    f"{tree.label}: "
+                    + ", ".join(f"{figure.ratios[-1]:.2f}" for figure in tree.figures.values())
+                    for tree in trees
+                )
+            )
     finally:
         for tree in trees:
             stop(tree)
@@ -254,6 +261,14 @@ def report(trees, backend):
     print()
     for name in after.figures:
         old, new = before.figures[name], after.figures[name]
+        # Both trees met the same machine within a round: the change of each
+        # round drifts less than either tree's ratio does from round to round.
+        changes = [n - o for o, n in zip(old.ratios, new.ratios, strict=True)]
+        low, middle, high = statistics.quantiles(changes, n=4) if len(changes) > 1 else changes * 3
+        print(
+            f"- {name}, the change round by round: median {middle:+.3f}, "
+            f"middle half {low:+.3f} to {high:+.3f}."
+        )
         print(
             f"- {name}, per request of the task route, medians: CPU "
             f"{micro(old.cpu)} us -> {micro(new.cpu)} us; context switches "

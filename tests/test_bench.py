@@ -103,3 +103,4 @@ def test_beside_prints_both_trees_ratios_and_their_change():
         assert len(row) == 5 and all(" x (" in cell for cell in row[1:3]), row
         assert row[-1] in ("met", "**missed**"), row
     assert found["threads"].count("context switches") == 2, report
+    assert found["threads"].count("the change round by round: median ") == 2, report
