@@ -270,11 +270,14 @@ class TaskEngine:
         URL value preprocessors run first. A ``before_request`` that reads
         ``request.form`` (CSRF protection does) would otherwise consume the
         stream, and the task, and the Idempotency-Key fingerprint, would see
-        an empty body.
+        an empty body. A request without one (most GETs) has nothing to read,
+        here or when its task replays it.
         """
         view = self.app.view_functions.get(endpoint or "")
         if view is not None and is_async_view(view, request.method):
-            _read_body_whole(_unproxied(request), self.app.config["MAX_CONTENT_LENGTH"])
+            submitted = _unproxied(request)
+            if _has_body(submitted.environ):
+                _read_body_whole(submitted, self.app.config["MAX_CONTENT_LENGTH"])
 
     def _owner(self, current_request: Request) -> bytes | None:
         """A keyed hash of the owner of ``current_request``, or None."""
@@ -349,6 +352,17 @@ def _unproxied(proxy: Request) -> Request:
     """The request behind Flask's proxy: one lookup, rather than one per use."""
     current: Request = cast(Any, proxy)._get_current_object()
     return current
+
+
+def _has_body(environ: dict[str, Any]) -> bool:
+    """Whether a request comes with a body: a length other than 0, or chunks.
+
+    A request with neither ``Content-Length`` nor ``Transfer-Encoding`` has
+    none (RFC 9112, 6.3).
+    """
+    return environ.get("CONTENT_LENGTH", "") not in ("", "0") or (
+        "HTTP_TRANSFER_ENCODING" in environ
+    )
 
 
 def _read_body_whole(submitted: Request, limit: int | None) -> None:
