@@ -241,9 +241,17 @@ def test_a_redis_outage_shorter_than_the_lease_fails_no_finished_task(
         assert done.status_code == 200, done.get_data()
         assert done.get_data() == b"slept 0.5"
         assert done.headers["Task-Status"] == "succeeded"
+
     # Each pool process said once that Redis was away, however often its
     # cancel checks, leases and ends failed to reach it, and once that it
-    # was back.
+    # was back: that line follows the end it recorded, so it may be written
+    # just after the poll that saw the end.
+    def said_back():
+        lines = log.read_bytes()
+        away = lines.count(b"Redis is unavailable")
+        return away and lines.count(b"Redis is reachable again") == away
+
+    wait_for(said_back, timeout=10, what="each process that said Redis was away to say it is back")
     lines = log.read_bytes()
     assert 1 <= lines.count(b"Redis is unavailable") <= 3, lines.decode(errors="replace")
     assert lines.count(b"Redis is reachable again") == lines.count(b"Redis is unavailable")
