@@ -112,9 +112,11 @@ class TextFormatter(logging.Formatter):
     """
 
     def __init__(self) -> None:
-        # The format says that the line has a time (usesTime); formatMessage writes it.
-        super().__init__("[%(asctime)s] %(levelname)s in %(name)s: %(message)s")
+        super().__init__()
         self._second: tuple[int, str] = (-1, "")  # one tuple: threads swap it whole
+
+    def usesTime(self) -> bool:
+        return True  # format() then sets record.asctime, which formatMessage writes
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         if datefmt is not None:
