@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
+import redis
 from helpers import wait_for
 
 from {{ cookiecutter.project_slug }} import async_api
@@ -255,6 +256,35 @@ def test_a_redis_outage_shorter_than_the_lease_fails_no_finished_task(
     lines = log.read_bytes()
     assert 1 <= lines.count(b"Redis is unavailable") <= 3, lines.decode(errors="replace")
     assert lines.count(b"Redis is reachable again") == lines.count(b"Redis is unavailable")
+
+
+def test_a_submit_redis_runs_after_its_503_records_nothing(redis_server, web_app, held_tasks):
+    """A stalled Redis runs what it was sent once it goes on: by then the
+    submit was answered 503, and its client tries again. It must not be a
+    second task, run by the reaper a lease later."""
+    app = web_app(TASK_CLEANUP_INTERVAL=3600)
+    client = app.test_client()
+    assert client.get("/nap/0").status_code == 202
+    assert held_tasks(app) == 1
+    # The one connection the requests of this test client take from the pool.
+    connection = str(app.extensions["task_engine"].backend.redis.client_id())
+    os.kill(redis_server.process.pid, signal.SIGSTOP)  # reads nothing, answers nothing
+    try:
+        refused = client.get("/nap/0")
+    finally:
+        os.kill(redis_server.process.pid, signal.SIGCONT)
+    assert refused.status_code == 503
+    assert refused.content_type == "application/problem+json"
+    # The web process closed the connection when it gave up: Redis reads the
+    # submit first, runs it, then finds the connection closed and drops it.
+    with redis.Redis(host=redis_server.host, port=redis_server.port) as observer:
+        wait_for(
+            lambda: connection not in {client["id"] for client in observer.client_list()},
+            timeout=10,
+            what="Redis to read the stalled submit",
+        )
+    assert held_tasks(app) == 1
+    assert client.get("/nap/0").status_code == 202  # the client's next try
 
 
 def test_a_stalled_redis_answers_503_in_bounded_time(app, poll_done):

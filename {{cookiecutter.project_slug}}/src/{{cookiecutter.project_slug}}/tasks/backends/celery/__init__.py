@@ -74,7 +74,11 @@ class CeleryBackend:
             # 503 at once and its client tries again.
             retry=Retry(NoBackoff(), 0),
         )
-        self.store = RedisTaskStore(self.redis, f"{app.name}:", config["TASK_RETENTION"])
+        # Half the wait for a reply: a submit Redis takes later than that is
+        # refused, and the refusal still has time to come back.
+        self.store = RedisTaskStore(
+            self.redis, f"{app.name}:", config["TASK_RETENTION"], submit_deadline=REDIS_TIMEOUT / 2
+        )
         self.metrics = RedisMetrics(self.store)
         self.waiters = Waiters()
         self._ends = EndsListener(self.redis, self.store.ends_channel, self.waiters)

@@ -105,12 +105,17 @@ end
 """
 )
 
-# submit: hold a new queued task, unless its Idempotency-Key holds a task
-# already (answer that one) or TASK_MAX_QUEUED tasks wait (refuse). Returns
-# the outcome and the new task's creation time, or the held task's id.
+# submit: hold a new queued task, unless Redis runs it past its deadline (the
+# web process has given up on the reply and answered 503: refuse, so that the
+# client's next try is the only one), its Idempotency-Key holds a task already
+# (answer that one) or TASK_MAX_QUEUED tasks wait (refuse). Returns the
+# outcome and the new task's creation time (the time now, if late), or the
+# held task's id.
 # KEYS: task, queued set, queued-since set, metrics[, idempotency key]
-# ARGV: id, max queued, request, body, owner or '', fingerprint, task key prefix, endpoint
+# ARGV: id, max queued, request, body, owner or '', fingerprint, task key prefix, endpoint,
+#   deadline (ms)
 SUBMIT = """
+if now > tonumber(ARGV[9]) then return {'late', tostring(now)} end
 if #KEYS == 5 then
   local held = redis.call('GET', KEYS[5])
   if held and redis.call('EXISTS', ARGV[7] .. held) == 1 then return {'held', held} end
@@ -242,10 +247,12 @@ return {status, redis.call('HGETALL', KEYS[1])}
 """
 
 # forget: drop a task that was never handed to a worker (its message could
-# not be sent), with its Idempotency-Key. Its submit stays counted: the
+# not be sent), with its Idempotency-Key; one a worker started meanwhile (the
+# message went after all) is left to finish. Its submit stays counted: the
 # metrics' counters never go back.
 # KEYS: task, queued set, queued-since set    ARGV: id
 FORGET = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'queued' then return 0 end
 forget(KEYS[1], ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])

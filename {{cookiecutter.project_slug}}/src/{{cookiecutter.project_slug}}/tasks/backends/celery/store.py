@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import json
 import secrets
+import time
 from collections.abc import Iterator
 from typing import Any, NamedTuple, cast
 
@@ -117,6 +118,33 @@ def request_from_json(text: bytes, body: bytes) -> RequestSnapshot:
     return RequestSnapshot(environ, body)
 
 
+class RedisClock:
+    """Redis's ``TIME`` in milliseconds, told here without asking: its offset from
+    ``time.monotonic()``, learnt once by asking and again from each time a
+    script answers with.
+
+    Learnt from a reply, the offset is short by the reply's way back, so a
+    deadline set with it comes early, never late.
+    """
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._redis = client
+        self._offset_ms: float | None = None
+
+    def now_ms(self) -> float:
+        """Redis's time now, as far as this process can tell; asks Redis the first time."""
+        if self._offset_ms is None:
+            with redis_unavailable():
+                seconds, microseconds = cast(tuple[int, int], self._redis.time())
+            self.learn(seconds * 1000 + microseconds // 1000)
+        assert self._offset_ms is not None
+        return time.monotonic() * 1000 + self._offset_ms
+
+    def learn(self, redis_ms: int) -> None:
+        """Redis said its time was ``redis_ms`` (a script's ``now``) just now."""
+        self._offset_ms = redis_ms - time.monotonic() * 1000
+
+
 class Figures(NamedTuple):
     """The metrics as Redis keeps them (``scripts.METRICS``)."""
 
@@ -132,8 +160,14 @@ class RedisTaskStore:
     """Tasks in Redis under ``prefix``: a hash per task, sets of queued and running ids,
     the metrics, and the workers alive."""
 
-    def __init__(self, client: redis.Redis, prefix: str, retention: float) -> None:
+    def __init__(
+        self, client: redis.Redis, prefix: str, retention: float, submit_deadline: float
+    ) -> None:
         self.redis = client
+        # A submit that reaches Redis this many seconds after it was sent
+        # records nothing: its web process has answered 503, or is about to.
+        self._submit_deadline_ms = submit_deadline * 1000
+        self._clock = RedisClock(client)
         self._prefix = prefix
         self._task_prefix = f"{prefix}task:"
         self._queued = f"{prefix}queued"
@@ -174,6 +208,7 @@ class RedisTaskStore:
         if idempotency is not None:
             keys.append(self._scope_key(idempotency))
             fingerprint = idempotency.fingerprint
+        deadline = self._clock.now_ms() + self._submit_deadline_ms
         outcome, detail = self._call(
             "submit",
             keys,
@@ -186,13 +221,20 @@ class RedisTaskStore:
                 fingerprint,
                 self._task_prefix,
                 endpoint,
+                round(deadline),
             ],
         )
+        if outcome == b"late":
+            # Redis was stalled, or its clock leapt: either way nothing is
+            # recorded, and the next submit's deadline is set by its clock now.
+            self._clock.learn(int(detail))
+            raise Unavailable
         if outcome == b"busy":
             raise Busy
         if outcome == b"held":
             # Held under this owner's key: its owner is this one.
             return self.get(cast(bytes, detail).decode(), owner), False
+        self._clock.learn(int(detail))
         # What the script wrote, without another trip to read it back.
         fields: dict[bytes, bytes] = {b"status": b"queued", b"created": detail, b"updated": detail}
         if owner is not None:
