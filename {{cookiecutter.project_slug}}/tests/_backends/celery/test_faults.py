@@ -254,8 +254,35 @@ def test_a_redis_outage_shorter_than_the_lease_fails_no_finished_task(
 
     wait_for(said_back, timeout=10, what="each process that said Redis was away to say it is back")
     lines = log.read_bytes()
-    assert 1 <= lines.count(b"Redis is unavailable") <= 3, lines.decode(errors="replace")
+    # At most the 3 pool processes and the worker's own (its heartbeat).
+    assert 1 <= lines.count(b"Redis is unavailable") <= 4, lines.decode(errors="replace")
     assert lines.count(b"Redis is reachable again") == lines.count(b"Redis is unavailable")
+
+
+def test_an_idle_worker_says_once_that_a_stalled_redis_is_away_and_once_that_it_is_back(
+    redis_server, worker_process
+):
+    # A heartbeat every 0.5 s, each failing after the 2 s Redis timeout while
+    # Redis is stalled; Celery's consumer waits on its connection meanwhile
+    # and says nothing.
+    _, log = worker_process(FLASK_TASK_LEASE="1.5")
+    os.kill(redis_server.process.pid, signal.SIGSTOP)
+    try:
+        wait_for(
+            lambda: b"Redis is unavailable (the worker's heartbeat" in log.read_bytes(),
+            timeout=10,
+            what="the idle worker to say that Redis is away",
+        )
+    finally:
+        os.kill(redis_server.process.pid, signal.SIGCONT)
+    wait_for(
+        lambda: b"Redis is reachable again" in log.read_bytes(),
+        timeout=10,
+        what="the idle worker to say that Redis is back",
+    )
+    lines = log.read_bytes()
+    assert lines.count(b"Redis is unavailable") == 1, lines.decode(errors="replace")
+    assert lines.count(b"Redis is reachable again") == 1, lines.decode(errors="replace")
 
 
 def test_a_submit_redis_runs_after_its_503_records_nothing(redis_server, web_app, held_tasks):

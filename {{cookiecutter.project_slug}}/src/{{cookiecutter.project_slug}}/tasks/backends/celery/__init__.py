@@ -36,6 +36,7 @@ from ...waiting import Waiters
 from .celery_app import REDIS_TIMEOUT, celery_init_app
 from .ends import EndsListener
 from .metrics import RedisMetrics, heartbeat_step
+from .outage import Outage
 from .store import Ended, RedisTaskStore, StoredTask, redis_unavailable
 
 WORKER_LOST_PROBLEM = problem(
@@ -82,8 +83,10 @@ class CeleryBackend:
         self.metrics = RedisMetrics(self.store)
         self.waiters = Waiters()
         self._ends = EndsListener(self.redis, self.store.ends_channel, self.waiters)
-        # Each worker of this Celery app says it is alive (async_api_workers).
-        self.celery.steps["worker"].add(heartbeat_step(self.store, self.lease))
+        self._outage = Outage(app.logger)
+        # Each worker of this Celery app says it is alive (async_api_workers),
+        # and, idle or not, when Redis goes away and comes back.
+        self.celery.steps["worker"].add(heartbeat_step(self.store, self.lease, self._outage))
 
         # shared=False: a task of this app only, never added to other Celery apps.
         @self.celery.task(name=f"{app.name}.run_task", ignore_result=True, shared=False)
@@ -95,7 +98,6 @@ class CeleryBackend:
         # A pool process that dies is seen by its worker at once: its task
         # fails now, not a lease later.
         signals.task_failure.connect(self._on_failure, sender=run, weak=False)
-        self._outage = _Outage(app.logger)
         self._leases = _Leases(self.store, self.lease, self._outage)
         self._warn_if_evicting()
         # Started by the first request a web process answers, never at import:
@@ -306,43 +308,6 @@ class CeleryBackend:
                 log_task_end(self.app.logger, *ended)
 
 
-class _Outage:
-    """Says once that Redis is away, and once that it is back, in each process.
-
-    A worker's tasks ask Redis several times a second (cancel checks,
-    progress, leases); a line for each failed call would bury the log.
-    """
-
-    def __init__(self, logger: logging.Logger) -> None:
-        self._logger = logger
-        self._lock = threading.Lock()
-        self._away = False
-
-    def lost(self, doing: str, error: Unavailable) -> None:
-        """A call to Redis failed, while ``doing`` something."""
-        if self._away:
-            return
-        with self._lock:
-            if self._away:
-                return
-            self._away = True
-        self._logger.warning(
-            "Redis is unavailable (%s: %s): trying again; said once until it is back",
-            doing,
-            error.__cause__,
-        )
-
-    def back(self) -> None:
-        """A call to Redis succeeded."""
-        if not self._away:
-            return
-        with self._lock:
-            if not self._away:
-                return
-            self._away = False
-        self._logger.info("Redis is reachable again")
-
-
 class _Running:
     """``current_task`` for a task run by this worker (a ``RunningTask``)."""
 
@@ -351,7 +316,7 @@ class _Running:
     CANCEL_CHECK_INTERVAL = 0.25
 
     def __init__(
-        self, store: RedisTaskStore, task_id: str, outage: _Outage, lease_ends: float
+        self, store: RedisTaskStore, task_id: str, outage: Outage, lease_ends: float
     ) -> None:
         self._store = store
         self._outage = outage
@@ -395,7 +360,7 @@ class _Leases:
     that forks afterwards (a Celery worker forks its pool before any task).
     """
 
-    def __init__(self, store: RedisTaskStore, lease: float, outage: _Outage) -> None:
+    def __init__(self, store: RedisTaskStore, lease: float, outage: Outage) -> None:
         self._store = store
         self._lease = lease
         self._outage = outage

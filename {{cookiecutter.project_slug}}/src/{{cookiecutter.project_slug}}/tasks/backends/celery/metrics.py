@@ -19,6 +19,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 
 from ...backend import Unavailable
 from ...metrics import Gauges, Name, task_metrics
+from .outage import Outage
 from .store import RedisTaskStore
 
 # This backend's own: workers can be lost, and counted.
@@ -57,12 +58,16 @@ class RedisMetrics:
         yield GaugeMetricFamily(*WORKERS, value=figures.workers)
 
 
-def heartbeat_step(store: RedisTaskStore, lease: float) -> type[bootsteps.StartStopStep]:
+def heartbeat_step(
+    store: RedisTaskStore, lease: float, outage: Outage
+) -> type[bootsteps.StartStopStep]:
     """A step of the Celery worker that keeps it counted alive (``async_api_workers``).
 
     It beats on the worker's own timer, in the worker's main process: idle
     or busy, a worker is alive as long as it beats within a lease. A worker
-    that stops leaves the count at once; a lost one, within a lease.
+    that stops leaves the count at once; a lost one, within a lease. A beat
+    that cannot reach Redis says so through ``outage``: an idle worker, too,
+    says once that Redis is away and once that it is back.
     """
 
     class Heartbeat(bootsteps.StartStopStep):
@@ -73,7 +78,14 @@ def heartbeat_step(store: RedisTaskStore, lease: float) -> type[bootsteps.StartS
             self._beating: Any = None
 
         def start(self, worker: Any) -> None:
-            beat = _quietly(lambda: store.heartbeat(worker.hostname, lease))
+            def beat() -> None:
+                try:
+                    store.heartbeat(worker.hostname, lease)
+                except Unavailable as error:
+                    outage.lost("the worker's heartbeat", error)
+                else:
+                    outage.back()
+
             beat()
             self._beating = worker.timer.call_repeatedly(lease / 3, beat)
 
