@@ -85,6 +85,7 @@ def test_finished_task_is_forgotten_at_once(client, poll_done):
     assert forgotten.status_code == 204
     assert forgotten.get_data() == b""
     assert "Content-Type" not in forgotten.headers
+    assert forgotten.headers["Task-Status"] == "succeeded"  # how it ended
     assert client.get(location).status_code == 404
 
 
@@ -94,7 +95,9 @@ def test_cancelled_task_is_forgotten_by_a_second_delete(make_app, gate):
     gate.wait_entered()
     queued = client.get("/async/gated").headers["Location"]
     assert client.delete(queued).status_code == 200
-    assert client.delete(queued).status_code == 204
+    forgotten = client.delete(queued)
+    assert forgotten.status_code == 204
+    assert forgotten.headers["Task-Status"] == "cancelled"
     assert client.get(queued).status_code == 404
 
 

@@ -93,7 +93,12 @@ class TaskStatus(MethodView):
         headers=POLL_HEADERS,
         success=True,
     )
-    @blp.alt_response(204, description="The task was done: it is forgotten.", success=True)
+    @blp.alt_response(
+        204,
+        description="The task was done: it is forgotten. Task-Status says how it ended.",
+        headers=TASK_HEADERS,
+        success=True,
+    )
     @problem(404, UNKNOWN)
     @problem(503, UNAVAILABLE, RETRY_HEADERS)
     def delete(self, task_id: str = "") -> ResponseReturnValue:

@@ -236,6 +236,7 @@ class TaskEngine:
         if task is None:
             forgotten = Response(status=204)
             del forgotten.headers["Content-Type"]  # there is no content
+            forgotten.headers["Task-Status"] = previous  # how it ended
             return forgotten
         return self._monitor(task, 200 if previous == QUEUED else 202)
 
