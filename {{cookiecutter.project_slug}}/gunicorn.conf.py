@@ -1,8 +1,12 @@
 """Gunicorn settings for production: ``gunicorn -c gunicorn.conf.py``."""
 
+import http
+import json
 import math
 import os
 import signal
+
+from gunicorn import util
 
 
 def _setting(key, default, convert, rule, most=math.inf):
@@ -91,6 +95,34 @@ if os.environ.get("FLASK_LOG_FORMAT") == "json":
             "access": {"()": "{{ cookiecutter.project_slug }}.logs.AccessJsonFormatter"},
         },
     }
+
+
+def write_problem(sock, status_int, reason, mesg):
+    """``gunicorn.util.write_error``, writing a problem (RFC 9457), as the app's errors are.
+
+    Gunicorn answers a request it cannot read itself, before the app sees it:
+    a request line longer than ``limit_request_line`` (414), a header longer
+    than ``limit_request_field_size`` or more than ``limit_request_fields``
+    of them (431), a malformed request line, header or ``Content-Length``
+    (400). Its own page is HTML.
+    """
+    try:
+        description = http.HTTPStatus(status_int).description
+    except ValueError:  # a code Python has no words for
+        description = reason
+    problem = {"type": "about:blank", "title": reason, "status": status_int}
+    problem["detail"] = mesg or description
+    body = json.dumps(problem).encode()
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\n"
+        "Connection: close\r\n"
+        "Content-Type: application/problem+json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    util.write_nonblock(sock, head.encode("latin-1") + body)
+
+
+util.write_error = write_problem
 
 # Gunicorn 27's control socket lives at one path per user: two services (or
 # two test runs) on one machine would fight over it. Nothing here uses it.

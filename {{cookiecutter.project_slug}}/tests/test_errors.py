@@ -83,6 +83,31 @@ def test_dot_segments_cannot_take_a_status_url_to_the_catch_all(gunicorn, served
     assert headers["Location"].startswith("/status/")
 
 
+# Requests gunicorn cannot read, answered before the app sees them.
+UNREADABLE = {
+    "a request line over 4094 bytes": (414, b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\n\r\n"),
+    "a header over 8190 bytes": (431, b"GET / HTTP/1.1\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n"),
+    "over 100 headers": (
+        431,
+        b"GET / HTTP/1.1\r\n" + b"".join(b"X-%d: a\r\n" % n for n in range(150)) + b"\r\n",
+    ),
+    "no request line": (400, b"GARBAGE\r\n\r\n"),
+    "a bad Content-Length": (400, b"POST /nap/0 HTTP/1.1\r\nContent-Length: abc\r\n\r\n"),
+}
+
+
+def test_requests_the_server_cannot_read_answer_problems(gunicorn, served_env):
+    server = gunicorn("served_app:app", **served_env)
+    for what, (code, message) in UNREADABLE.items():
+        status, headers, body = raw_http(server.port, message)
+        assert status == code, what
+        assert headers["Content-Type"] == "application/problem+json", what
+        problem = json.loads(body)
+        assert problem["status"] == code, what
+        assert problem["title"] and problem["detail"], what
+        assert "Traceback" not in server.log.read_text()
+
+
 def test_ids_are_long_random_and_have_no_slash(make_app):
     client = make_app(TASK_MAX_QUEUED=100).test_client()
     ids = {client.get("/async/echo/a").get_json()["id"] for _ in range(50)}
