@@ -69,7 +69,19 @@ def get_raw(server, path, idempotency_key):
     return raw_http(server.port, message.encode())
 
 
-@pytest.mark.parametrize("path", ["/./status/x", "/status/./x", "/a/../status/x", "/%2e/status/x"])
+# The last three: "..%2F" is no dot segment, however the server decodes it.
+DOTTED_STATUS_PATHS = [
+    "/./status/x",
+    "/status/./x",
+    "/a/../status/x",
+    "/%2e/status/x",
+    "/status/..%2Fx",
+    "/status/%2E%2e%2fx",
+    "/./status/x%2F",
+]
+
+
+@pytest.mark.parametrize("path", DOTTED_STATUS_PATHS)
 def test_dot_segments_cannot_take_a_status_url_to_the_catch_all(gunicorn, served_env, path):
     server = gunicorn("served_app:app", **served_env)
     status, headers, body = get_raw(server, path, "dots")
