@@ -376,6 +376,22 @@ def test_a_lost_message_is_sent_again_after_the_lease(make_app, poll_done, monke
     assert poll_done(client, location).get_json()["view_args"] == {"name": "lost"}
 
 
+def test_queued_tasks_are_sent_again_only_while_a_worker_is_alive(web_app):
+    app = web_app(TASK_LEASE=30)
+    backend = app.extensions["task_engine"].backend
+    client = app.test_client()
+    task_id = client.get("/nap/0").get_json()["id"]
+    messages = app.extensions["celery"].conf.task_default_queue  # the broker's list
+    assert backend.redis.llen(messages) == 1
+    # Its message was sent two leases ago: due to be sent again, if it was lost.
+    backend.redis.zadd(f"{app.name}:queued", {task_id: 0}, xx=True)
+    backend.cleaner.run_pass()
+    assert backend.redis.llen(messages) == 1  # no worker is alive to take either copy
+    backend.store.heartbeat("worker@test", 30)
+    backend.cleaner.run_pass()
+    assert backend.redis.llen(messages) == 2  # one is alive, and took none in a lease
+
+
 def test_a_message_that_cannot_be_sent_leaves_nothing_behind(app, held_tasks, monkeypatch):
     backend = app.extensions["task_engine"].backend
     send = backend._send

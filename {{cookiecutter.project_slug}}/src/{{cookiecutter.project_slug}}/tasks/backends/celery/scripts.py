@@ -263,9 +263,11 @@ return 1
 # machine gone): they end failed. Queued tasks whose message was sent a lease
 # ago or more are handed back to be sent again: a message can be lost (the
 # web process died before sending it, a worker died after taking it), and a
-# repeated one does nothing. Returns the failed tasks (id, endpoint, ms
-# queued, ms run), how many lapsed leases it looked at, and the ids to resend.
-# KEYS: running set, queued set, metrics
+# repeated one does nothing. Not while no worker is alive: the messages wait
+# for one in the broker, and sending them again each lease would only pile
+# copies there. Returns the failed tasks (id, endpoint, ms queued, ms run),
+# how many lapsed leases it looked at, and the ids to resend.
+# KEYS: running set, queued set, metrics, workers set
 # ARGV: task key prefix, retention (ms), worker-lost problem, batch, lease (ms),
 #   ends channel
 REAP = """
@@ -280,9 +282,12 @@ for _, id in ipairs(lapsed) do
   end
   redis.call('ZREM', KEYS[1], id)
 end
-local resend = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[5]),
-  'LIMIT', 0, tonumber(ARGV[4]))
-for _, id in ipairs(resend) do redis.call('ZADD', KEYS[2], 'XX', now, id) end
+local resend = {}
+if redis.call('ZCOUNT', KEYS[4], now, '+inf') > 0 then
+  resend = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[5]),
+    'LIMIT', 0, tonumber(ARGV[4]))
+  for _, id in ipairs(resend) do redis.call('ZADD', KEYS[2], 'XX', now, id) end
+end
 return {failed, #lapsed, resend}
 """
 

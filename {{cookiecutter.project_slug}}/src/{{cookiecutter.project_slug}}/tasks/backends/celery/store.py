@@ -298,7 +298,7 @@ class RedisTaskStore:
             ids: list[bytes]
             lapsed, looked_at, ids = self._call(
                 "reap",
-                [self._running, self._queued, self._metrics],
+                [self._running, self._queued, self._metrics, self._workers],
                 [
                     self._task_prefix,
                     self._retention_ms,
