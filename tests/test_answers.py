@@ -77,10 +77,10 @@ awkward = pytest.mark.xdist_group("awkward-project")
 @pytest.fixture(scope="module")
 def awkward_project(cookiecutter_cli, tmp_path_factory):
     output_dir = tmp_path_factory.mktemp("awkward")
-    cookiecutter_cli(
-        output_dir,
-        input=typed_answers({"project_name": AWKWARD_NAME, "description": AWKWARD_DESCRIPTION}),
-    )
+    # flask-smorest: its OpenAPI settings write the name into Python too.
+    smorest = str(COOKIECUTTER_JSON["rest_layer"].index("flask-smorest") + 1)
+    answers = {"project_name": AWKWARD_NAME, "description": AWKWARD_DESCRIPTION}
+    cookiecutter_cli(output_dir, input=typed_answers({**answers, "rest_layer": smorest}))
     return output_dir / AWKWARD_SLUG
 
 
@@ -102,6 +102,18 @@ def test_awkward_typed_answers_bake_with_nothing_evaluated(awkward_project):
 def test_awkward_typed_answers_appear_verbatim_where_prose_uses_them(awkward_project):
     readme = (awkward_project / "README.md").read_text(encoding="utf-8")
     assert AWKWARD_NAME in readme, "the README does not show the project name as typed"
+
+
+@awkward
+def test_awkward_typed_answers_title_the_openapi_document_as_typed(awkward_project):
+    script = (
+        f"from {AWKWARD_SLUG} import create_app\n"
+        "client = create_app({'SECRET_KEY': 'x'}).test_client()\n"
+        "print(repr(client.get('/docs/openapi.json').get_json()['info']['title']))\n"
+    )
+    env = clean_env(PYTHONPATH=str(awkward_project / "src"))
+    result = run([PYTHON, "-c", script], awkward_project, env=env, timeout=60)
+    assert result.stdout.strip().splitlines()[-1] == repr(AWKWARD_NAME)
 
 
 @awkward

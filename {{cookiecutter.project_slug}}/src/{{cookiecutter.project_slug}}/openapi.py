@@ -45,9 +45,18 @@ SWAGGER_UI_ASSETS = Path(flask_swagger_ui.__file__).parent / "dist"
 # page (on any host but localhost): the docs stay on this service.
 SWAGGER_UI_CONFIG: Doc = {"validatorUrl": None}
 
+{#- The name as ruff format writes a string: in double quotes, unless it has
+    more double quotes than single ones. The pre-generation hook rejects
+    control characters; every other character is written as typed. #}
+{%- set name = cookiecutter.project_name | replace('\\', '\\\\') %}
+{%- if name.count('"') > name.count("'") %}
+{%- set title = "'" ~ (name | replace("'", "\\'")) ~ "'" %}
+{%- else %}
+{%- set title = '"' ~ (name | replace('"', '\\"')) ~ '"' %}
+{%- endif %}
 # flask-smorest's settings; each can be overridden like any other setting.
 DEFAULTS = {
-    "API_TITLE": {{ cookiecutter.project_name | tojson }},
+    "API_TITLE": {{ title }},
     "API_VERSION": {{ cookiecutter.version | tojson }},
     "OPENAPI_VERSION": "3.1.0",
     "OPENAPI_URL_PREFIX": "/docs",
