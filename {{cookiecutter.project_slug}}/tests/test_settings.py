@@ -92,6 +92,16 @@ def test_a_secret_key_of_digits_stays_text(monkeypatch):
         app.extensions["task_engine"].shutdown()
 
 
+@pytest.mark.parametrize(("key", "typed"), [("SESSION_COOKIE_NAME", "123"), ("SERVER_NAME", "1.5")])
+def test_flasks_own_text_settings_stay_text(monkeypatch, key, typed):
+    monkeypatch.setenv(f"FLASK_{key}", typed)
+    app = create_app({"TESTING": True, "SECRET_KEY": "x"})
+    try:
+        assert app.config[key] == typed
+    finally:
+        app.extensions["task_engine"].shutdown()
+
+
 def test_gunicorn_stops_on_a_bad_setting_with_one_line_naming_it():
     result = run_to_exit(
         [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"],

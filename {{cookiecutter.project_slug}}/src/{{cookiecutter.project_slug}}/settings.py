@@ -136,7 +136,20 @@ COMMON = Settings(
         "TASK_MAX_WAITING": Rule(whole(1), "a whole number >= 1"),
         "PROXY_COUNT": Rule(whole(0), "a whole number >= 0"),
     },
-    text_keys=frozenset({"SECRET_KEY", "METRICS_TOKEN", "LOG_FORMAT"}),
+    # Flask's own keys that are only ever text, too: FLASK_SESSION_COOKIE_NAME=123
+    # must not become a number that Werkzeug cannot write into a cookie.
+    text_keys=frozenset(
+        {
+            "SECRET_KEY",
+            "METRICS_TOKEN",
+            "LOG_FORMAT",
+            "SERVER_NAME",
+            "APPLICATION_ROOT",
+            "PREFERRED_URL_SCHEME",
+            "SESSION_COOKIE_NAME",
+            "SESSION_COOKIE_PATH",
+        }
+    ),
 )
 
 
