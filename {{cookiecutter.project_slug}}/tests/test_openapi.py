@@ -341,30 +341,6 @@ def test_each_operation_answers_as_documented(case, checked_app):
     case.call_and_validate(app=checked_app, excluded_checks=OVERLAP_CHECKS)
 
 
-# L2: a DELETE answers 200 for a queued task (now cancelled) and 202 for a
-# running one (asked to stop), and the task stays readable: use_after_free
-# takes every 2xx DELETE for a deletion. The finished task's 204 is one.
-STATEFUL_EXCLUDED_CHECKS = [schemathesis.checks.use_after_free, *OVERLAP_CHECKS]
-
-
-def test_operations_followed_through_their_links_answer_as_documented(checked_app):
-    """schemathesis's stateful phase: a submit, then its 202's links (poll, cancel)."""
-
-    class Workflow(schema.as_state_machine()):
-        def get_call_kwargs(self, case):
-            return {"app": checked_app}
-
-        def validate_response(self, response, case, additional_checks=None, **kwargs):
-            case.validate_response(
-                response,
-                additional_checks=additional_checks,
-                excluded_checks=STATEFUL_EXCLUDED_CHECKS,
-                recorder=self.recorder,
-            )
-
-    Workflow.run(settings=settings(SCHEMATHESIS_SETTINGS, max_examples=20, stateful_step_count=6))
-
-
 def call(checked_app, operation, **parts):
     """Call ``operation`` (``"GET /status/{task_id}"``); schemathesis checks the answer."""
     method, path = operation.split(" ")
