@@ -110,8 +110,12 @@ def write_problem(sock, status_int, reason, mesg):
         description = http.HTTPStatus(status_int).description
     except ValueError:  # a code Python has no words for
         description = reason
-    problem = {"type": "about:blank", "title": reason, "status": status_int}
-    problem["detail"] = mesg or description
+    problem = {
+        "type": "about:blank",
+        "title": reason,
+        "status": status_int,
+        "detail": mesg or description,
+    }
     body = json.dumps(problem).encode()
     head = (
         f"HTTP/1.1 {status_int} {reason}\r\n"

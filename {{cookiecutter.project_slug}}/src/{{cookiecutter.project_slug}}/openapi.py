@@ -54,6 +54,7 @@ SWAGGER_UI_CONFIG: Doc = {"validatorUrl": None}
 {%- else %}
 {%- set title = '"' ~ (name | replace('"', '\\"')) ~ '"' %}
 {%- endif %}
+
 # flask-smorest's settings; each can be overridden like any other setting.
 DEFAULTS = {
     "API_TITLE": {{ title }},
