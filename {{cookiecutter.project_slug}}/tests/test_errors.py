@@ -117,7 +117,7 @@ def test_requests_the_server_cannot_read_answer_problems(gunicorn, served_env):
         problem = json.loads(body)
         assert problem["status"] == code, what
         assert problem["title"] and problem["detail"], what
-        assert "Traceback" not in server.log.read_text()
+    assert "Traceback" not in server.log.read_text()
 
 
 def test_ids_are_long_random_and_have_no_slash(make_app):

@@ -306,7 +306,7 @@ def test_a_submit_redis_runs_after_its_503_records_nothing(redis_server, web_app
     # submit first, runs it, then finds the connection closed and drops it.
     with redis.Redis(host=redis_server.host, port=redis_server.port) as observer:
         wait_for(
-            lambda: connection not in {client["id"] for client in observer.client_list()},
+            lambda: connection not in {entry["id"] for entry in observer.client_list()},
             timeout=10,
             what="Redis to read the stalled submit",
         )
